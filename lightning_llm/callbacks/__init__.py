@@ -1,0 +1,5 @@
+"""Lightning callbacks of the library."""
+
+from lightning_llm.callbacks.curves import LossCurves
+
+__all__ = ["LossCurves"]

@@ -1,0 +1,1 @@
+"""Command-line entry points (Hydra apps): llm-train, llm-prepare, llm-generate."""

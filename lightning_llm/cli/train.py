@@ -1,0 +1,97 @@
+"""`llm-train`: prepare data, train, validate, test, export, sample; outputs in the Hydra run dir."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_llm.callbacks import LossCurves
+from lightning_llm.cli._app import CONF_DIR, check_recipe_arg, quiet_third_party_logs, run_safely
+from lightning_llm.data import PretrainDataModule
+from lightning_llm.export import export_hf
+from lightning_llm.generation import generate
+from lightning_llm.io import write_json
+from lightning_llm.module import CausalLMModule
+from lightning_llm.precision import resolve_precision
+from lightning_llm.tracking import sync_hint
+
+log = logging.getLogger("lightning_llm")
+
+
+def train(cfg: DictConfig) -> dict:
+    start = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = PretrainDataModule(_plain(cfg.data), _plain(cfg.tokenizer), cfg.paths.data_dir)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = CausalLMModule(vocab_size=datamodule.vocab_size, arch=cfg.model.arch, config=_plain(cfg.model.config),
+                            init=_plain(cfg.model.init), optim=_plain(cfg.optim),
+                            eos_token_id=datamodule.tokenizer.eos_token_id)
+    log.info("Model: %s, %.2fM parameters (%.2fM without embeddings)", cfg.model.arch,
+             module.model.num_parameters() / 1e6, module.model.num_parameters(exclude_embeddings=True) / 1e6)
+
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    if logger:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    callbacks = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step}", save_last=True, save_top_k=1,
+                        every_n_train_steps=cfg.checkpoint.every_n_train_steps),
+        LossCurves(run_dir / "curves.png"),
+    ] + ([LearningRateMonitor(logging_interval="step")] if logger else [])
+    trainer_args = _plain(cfg.trainer)
+    trainer_args["precision"] = resolve_precision(trainer_args.get("precision", "auto"), trainer_args["accelerator"])
+    trainer = L.Trainer(**trainer_args, logger=logger, callbacks=callbacks, default_root_dir=run_dir)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+    val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    export_hf(module.model, datamodule.tokenizer, run_dir / "export", max_length=cfg.data.seq_len)
+    metrics = {
+        "val": {k.split("/", 1)[1]: v for k, v in val.items()},
+        "test": {k.split("/", 1)[1]: v for k, v in test.items()},
+        "tokens_trained": module.tokens_seen * trainer.world_size,
+        "steps": trainer.global_step,
+        "parameters": module.model.num_parameters(),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "prepared_data": str(datamodule.prepared_dir),
+    }
+    write_json(run_dir / "metrics.json", metrics)
+
+    samples = generate(module.model, datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.max_new_tokens,
+                       cfg.samples.temperature, cfg.samples.top_k, seed=cfg.seed)
+    print("\n".join(["", "Samples:"] + [f"--- {s}" for s in samples]))
+    print(f"\nval/bpb {metrics['val']['bpb']:.4f}  test/bpb {metrics['test']['bpb']:.4f}  "
+          f"test/ppl {metrics['test']['ppl']:.2f}  ({metrics['tokens_trained']:,} tokens, {metrics['wall_time_s']}s)")
+    print(f"Outputs in {run_dir}: metrics.json, curves.png, checkpoints/, export/")
+    if hint := sync_hint(logger):
+        print(f"W&B run saved offline; upload it with: {hint}")
+    return metrics
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+def _main(cfg: DictConfig) -> None:
+    quiet_third_party_logs()
+    run_safely(train, cfg)
+
+
+def main() -> None:
+    check_recipe_arg(sys.argv[1:])
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Typed configs of the data stages; Hydra's `data` and `tokenizer` groups map onto them one to one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, TypeVar
+
+from lightning_llm.errors import UserError
+
+T = TypeVar("T")
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class CleaningConfig:
+    """First cleaning pass: repair and normalize text, drop what is left empty."""
+
+    fix_unicode: bool = True  # ftfy: mojibake, HTML entities, odd quotes
+    normalization: str = "NFC"
+    max_blank_lines: int = 2
+    min_chars: int = 1  # documents shorter than this after cleaning are dropped as "too_short"
+
+
+@dataclass
+class SplitConfig:
+    """How validation/test are cut from train when the source does not provide them."""
+
+    validation: float = 0.05
+    test: float = 0.05
+    seed: int = 1234
+    group_by: str | None = None  # a column: documents sharing its value stay in one split
+
+
+@dataclass
+class DataConfig:
+    """Where the documents come from and how they are batched.
+
+    Precedence of sources: `data_files` (local files per split), then `path` (a `datasets` hub name or
+    local dataset folder), then `corpus` (a built-in corpus).
+    """
+
+    corpus: str | None = "shakespeare"
+    path: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    data_files: dict[str, Any] | None = None
+    text_column: str = "text"
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    seq_len: int = 256
+    batch_size: int = 16
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    num_proc: int | None = None  # processes for `datasets.map` in cleaning
+    shard_size: int = 65536  # sequences per shard file
+
+
+@dataclass
+class TokenizerConfig:
+    """Train a byte-level BPE on the train split, or load any Hugging Face tokenizer by `path`."""
+
+    path: str | None = None
+    vocab_size: int = 4096
+    min_frequency: int = 2
+    eos_token: str = "<|endoftext|>"
+    trust_remote_code: bool = False
+
+
+def from_dict(cls: type[T], values: Any, where: str) -> T:
+    """Build dataclass `cls` from a mapping, naming the config key `where` in any error."""
+    if isinstance(values, cls):
+        return values
+    values = dict(values or {})
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UserError(f"unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = known[name].default_factory() if callable(known[name].default_factory) else None
+        kwargs[name] = from_dict(type(default), value, f"{where}.{name}") if is_dataclass(default) else value
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return asdict(cfg)

@@ -1,0 +1,108 @@
+"""PretrainDataModule: `prepare_data()` runs the data pipeline once, `setup()` maps the shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_llm.data.config import CleaningConfig, DataConfig, SplitConfig, TokenizerConfig, from_dict
+from lightning_llm.data.prepare import prepare, prepared_dir, read_manifest
+from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
+from lightning_llm.errors import UserError
+from lightning_llm.paths import cache_dir
+
+
+class PackedDataset(Dataset):
+    """Rows of memory-mapped `.npy` shards; each item is `input_ids` [L] with `labels` [L] and the UTF-8
+    byte count of each label token (`label_bytes`, for bits per byte)."""
+
+    def __init__(self, files: list[Path], token_bytes: np.ndarray):
+        self.shards = [np.load(f, mmap_mode="r") for f in files]
+        self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
+        self.token_bytes = token_bytes
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        shard = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        row = np.asarray(self.shards[shard][index - self.offsets[shard]], dtype=np.int64)
+        return {"input_ids": torch.from_numpy(row[:-1]), "labels": torch.from_numpy(row[1:]),
+                "label_bytes": torch.from_numpy(self.token_bytes[row[1:]].astype(np.int16))}
+
+
+class PretrainDataModule(L.LightningDataModule):
+    """Documents in, packed token batches out; usable with a plain `lightning.Trainer`.
+
+    Args:
+        data: where documents come from, cleaning, split, sequence length and batch size.
+        tokenizer: train a BPE (`vocab_size`) or load one (`path`).
+        data_dir: where prepared data is cached (default: the user cache folder).
+    """
+
+    def __init__(self, data: DataConfig | dict[str, Any] | None = None,
+                 tokenizer: TokenizerConfig | dict[str, Any] | None = None, data_dir: str | Path | None = None):
+        super().__init__()
+        self.data = from_dict(DataConfig, data, "data")
+        self.tokenizer_cfg = from_dict(TokenizerConfig, tokenizer, "tokenizer")
+        self.data_dir = Path(data_dir) if data_dir else cache_dir() / "prepared"
+        self.tokenizer = None
+        self._prepared = False
+        self.manifest: dict | None = None
+        self.datasets: dict[str, PackedDataset] = {}
+
+    def prepare_data(self) -> None:
+        if not self._prepared:  # the Trainer calls it again for each fit/validate/test
+            prepare(self.data, self.tokenizer_cfg, self.data_dir)
+            self._prepared = True
+
+    @property
+    def prepared_dir(self) -> Path:
+        return prepared_dir(self.data, self.tokenizer_cfg, self.data_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.manifest is not None:
+            return
+        folder = self.prepared_dir
+        self.manifest = manifest = read_manifest(folder)
+        self.tokenizer = load_tokenizer(folder / "tokenizer")
+        check_tokenizer(manifest, self.tokenizer, folder)
+        token_bytes = token_byte_lengths(self.tokenizer)
+        for split, info in manifest["splits"].items():
+            self.datasets[split] = PackedDataset([folder / "shards" / s["file"] for s in info["shards"]], token_bytes)
+
+    @property
+    def vocab_size(self) -> int:
+        if self.tokenizer is None:
+            raise RuntimeError("call setup() first")
+        return len(self.tokenizer)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.data.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", self.data.eval_batch_size or self.data.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.data.eval_batch_size or self.data.batch_size)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
+        return DataLoader(self.datasets[split], batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
+                          num_workers=self.data.num_workers, persistent_workers=self.data.num_workers > 0)
+
+
+def check_tokenizer(manifest: dict, tok, folder: Path) -> None:
+    """Shards are only meaningful with the tokenizer that produced them."""
+    want, have = manifest["tokenizer"], tokenizer_hash(tok)
+    if have != want["hash"]:
+        raise UserError(f"the tokenizer does not match the shards in {folder} (tokenizer hash {have}, vocab "
+                        f"{len(tok)}; shards made with hash {want['hash']}, vocab {want['vocab_size']}): use the "
+                        f"tokenizer saved in {folder / 'tokenizer'} or prepare the data again with this one")
+
+
+__all__ = ["CleaningConfig", "DataConfig", "PackedDataset", "PretrainDataModule", "SplitConfig", "TokenizerConfig"]

@@ -1,0 +1,70 @@
+"""Encode documents with EOS between them and pack into fixed-length sequences in `.npy` shards.
+
+Row `i` of a split holds stream tokens `[i*L, i*L + L + 1)`: inputs are its first L tokens, targets its
+last L, so every token but the first is predicted exactly once. Shards are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from transformers import PreTrainedTokenizerBase
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32)
+
+
+def pack(batches: Iterable[list[str]], tok: PreTrainedTokenizerBase, seq_len: int, out_dir: Path, split: str,
+         shard_size: int) -> dict:
+    """Encode text batches and write `{split}-NNNNN.npy` shards of shape [rows, seq_len + 1]."""
+    dtype, eos = token_dtype(len(tok)), tok.eos_token_id
+    backend = tok.backend_tokenizer
+    buffer: list[np.ndarray] = []
+    buffered = documents = tokens = text_bytes = 0
+    shards: list[dict] = []
+    rows_per_shard_tokens = shard_size * seq_len + 1
+
+    def flush(final: bool) -> None:
+        nonlocal buffer, buffered
+        stream = np.concatenate(buffer) if buffer else np.zeros(0, dtype=dtype)
+        while len(stream) >= rows_per_shard_tokens or (final and len(stream) >= seq_len + 1):
+            rows = min(shard_size, (len(stream) - 1) // seq_len)
+            windows = np.lib.stride_tricks.sliding_window_view(stream[: rows * seq_len + 1], seq_len + 1)[::seq_len]
+            shards.append(_write_shard(out_dir / f"{split}-{len(shards):05d}.npy", windows))
+            stream = stream[rows * seq_len:]
+        buffer, buffered = [stream], len(stream)
+
+    for texts in batches:
+        for enc in backend.encode_batch(texts, add_special_tokens=False):
+            ids = np.asarray(enc.ids, dtype=dtype)
+            buffer += [ids, np.asarray([eos], dtype=dtype)]
+            buffered += len(ids) + 1
+            tokens += len(ids) + 1
+        documents += len(texts)
+        text_bytes += sum(len(t.encode()) for t in texts)
+        if buffered >= rows_per_shard_tokens:
+            flush(final=False)
+    flush(final=True)
+    rows = sum(s["rows"] for s in shards)
+    kept = rows * seq_len + 1 if rows else 0
+    return {"documents": documents, "bytes": text_bytes, "tokens": tokens, "tokens_dropped_tail": tokens - kept,
+            "sequences": rows, "shards": shards}
+
+
+def _write_shard(path: Path, rows: np.ndarray) -> dict:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, np.ascontiguousarray(rows))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return {"file": path.name, "rows": int(rows.shape[0])}

@@ -1,0 +1,25 @@
+"""Export to a Hugging Face folder (safetensors + config + tokenizer) that `transformers` loads as is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from lightning_llm.io import atomic_dir
+
+
+def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path,
+              max_length: int | None = None) -> Path:
+    """Write `config.json`, `model.safetensors`, `generation_config.json` and the tokenizer files."""
+    out_dir = Path(out_dir)
+    eos = tokenizer.eos_token_id
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
+                                               pad_token_id=tokenizer.pad_token_id or eos,
+                                               do_sample=True, temperature=0.8, top_k=50, max_new_tokens=64)
+    if max_length:
+        tokenizer.model_max_length = max_length
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return out_dir

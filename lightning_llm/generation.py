@@ -1,0 +1,35 @@
+"""Sample text from a causal LM (KV cache through `generate`)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from lightning_llm.errors import UserError
+
+
+@torch.no_grad()
+def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_new_tokens: int = 64,
+             temperature: float = 0.8, top_k: int | None = 50, top_p: float | None = None, seed: int | None = None,
+             streamer=None) -> list[str]:
+    """Continue each prompt; returns prompt + continuation. `temperature=0` is greedy."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    limit = getattr(model.config, "max_position_embeddings", None)
+    outs = []
+    was_training = model.training
+    model.eval()
+    for prompt in prompts:
+        if not prompt:
+            raise UserError("empty prompt: give some text to continue, e.g. prompt='To be, or not'")
+        ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
+        if limit and ids.shape[1] + max_new_tokens > limit:
+            raise UserError(f"prompt of {ids.shape[1]} tokens + max_new_tokens={max_new_tokens} exceeds the model's "
+                            f"context of {limit} tokens: shorten the prompt or lower max_new_tokens")
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} \
+            if temperature > 0 else {"do_sample": False}
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id, streamer=streamer, **sampling)
+        outs.append(tokenizer.decode(out[0], skip_special_tokens=True))
+    model.train(was_training)
+    return outs

@@ -1,0 +1,41 @@
+"""Language-modelling metrics over a whole evaluation set: loss, perplexity and bits per UTF-8 byte.
+
+Sums (not means of batch means) are accumulated and reduced across processes by torchmetrics, so the
+result is exact whatever the batch size or number of devices. Bits per byte divides the nats spent on
+text tokens by the UTF-8 bytes those tokens stand for; special tokens (EOS) have no bytes and are left
+out of it, so models with different tokenizers compare.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics import Metric
+
+
+class LanguageModelMetrics(Metric):
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in ("nats", "tokens", "text_nats", "text_bytes"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, token_nats: torch.Tensor, label_bytes: torch.Tensor | None = None) -> None:
+        """`token_nats`: per-token cross-entropy; `label_bytes`: UTF-8 bytes of each target token."""
+        token_nats = token_nats.detach().double().flatten()
+        self.nats += token_nats.sum()
+        self.tokens += token_nats.numel()
+        if label_bytes is not None:
+            label_bytes = label_bytes.flatten()
+            text = label_bytes > 0
+            self.text_nats += token_nats[text].sum()
+            self.text_bytes += label_bytes.sum()
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        loss = self.nats / self.tokens.clamp(min=1)
+        out = {"loss": loss.float(), "ppl": torch.exp(loss).float()}
+        if self.text_bytes > 0:
+            out["bpb"] = (self.text_nats / self.text_bytes / math.log(2)).float()
+        return out
