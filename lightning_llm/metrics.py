@@ -25,13 +25,14 @@ class LanguageModelMetrics(Metric):
     def update(self, token_nats: torch.Tensor, label_bytes: torch.Tensor | None = None) -> None:
         """`token_nats`: per-token cross-entropy; `label_bytes`: UTF-8 bytes of each target token."""
         token_nats = token_nats.detach().double().flatten()
-        self.nats += token_nats.sum()
-        self.tokens += token_nats.numel()
+        # out of place: states reset under inference mode (validate before fit) reject in-place updates
+        self.nats = self.nats + token_nats.sum()
+        self.tokens = self.tokens + token_nats.numel()
         if label_bytes is not None:
             label_bytes = label_bytes.flatten()
             text = label_bytes > 0
-            self.text_nats += token_nats[text].sum()
-            self.text_bytes += label_bytes.sum()
+            self.text_nats = self.text_nats + token_nats[text].sum()
+            self.text_bytes = self.text_bytes + label_bytes.sum()
 
     def compute(self) -> dict[str, torch.Tensor]:
         loss = self.nats / self.tokens.clamp(min=1)

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.cli._app import CONF_DIR, check_recipe_arg, quiet_third_party_logs, run_safely
 from lightning_llm.data import PretrainDataModule
-from lightning_llm.data.prepare import read_manifest
+from lightning_llm.data.pipeline import read_manifest
 
 
 def prepare(cfg: DictConfig) -> dict:

@@ -2,7 +2,7 @@
 
 from lightning_llm.data.config import CleaningConfig, DataConfig, SplitConfig, TokenizerConfig
 from lightning_llm.data.datamodule import PackedDataset, PretrainDataModule
-from lightning_llm.data.prepare import prepare, prepared_dir
+from lightning_llm.data.pipeline import prepare, prepared_dir
 
 __all__ = ["CleaningConfig", "DataConfig", "PackedDataset", "PretrainDataModule", "SplitConfig",
            "TokenizerConfig", "prepare", "prepared_dir"]

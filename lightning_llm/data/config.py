@@ -55,6 +55,11 @@ class DataConfig:
     num_proc: int | None = None  # processes for `datasets.map` in cleaning
     shard_size: int = 65536  # sequences per shard file
 
+    def __post_init__(self) -> None:
+        # Hydra configs list every split with null so `data.data_files.train=...` needs no `+`.
+        files = {k: v for k, v in (self.data_files or {}).items() if v}
+        self.data_files = files or None
+
 
 @dataclass
 class TokenizerConfig:

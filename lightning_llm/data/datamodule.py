@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_llm.data.config import CleaningConfig, DataConfig, SplitConfig, TokenizerConfig, from_dict
-from lightning_llm.data.prepare import prepare, prepared_dir, read_manifest
+from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
 from lightning_llm.errors import UserError
 from lightning_llm.paths import cache_dir

@@ -1,0 +1,102 @@
+"""The CLI end to end on data made here: llm-train (train, resume), llm-prepare, llm-generate, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from lightning_llm.cli._app import CONF_DIR, check_recipe_arg
+
+
+def llm(verb: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", f"lightning_llm.cli.{verb}", *overrides]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def tiny(corpus_dir: Path, tmp: Path) -> list[str]:
+    return ["recipe=tiny", f"data.data_files.train={corpus_dir}/*.txt", "data.seq_len=32",
+            "tokenizer.vocab_size=300", "model.config.max_position_embeddings=64", f"paths.data_dir={tmp}/data",
+            "trainer.max_steps=20", "trainer.val_check_interval=10", "checkpoint.every_n_train_steps=10",
+            "optim.warmup_steps=2", "trainer.accelerator=cpu"]
+
+
+@pytest.fixture(scope="module")
+def trained(corpus_dir, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("cli")
+    run = tmp / "run"
+    proc = llm("train", *tiny(corpus_dir, tmp), "logger=csv", f"hydra.run.dir={run}", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run
+
+
+def test_train_writes_metrics_export_curves_and_checkpoints(trained: Path):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert set(metrics[split]) == {"loss", "ppl", "bpb"}
+        assert 0 < metrics[split]["bpb"] < 20 and metrics[split]["ppl"] > 1
+    assert metrics["steps"] == 20 and metrics["tokens_trained"] == 20 * 8 * 32
+    assert (trained / "curves.png").stat().st_size > 10_000
+    assert (trained / "checkpoints" / "last.ckpt").exists()
+    rows = list(csv.DictReader((trained / "csv" / "metrics.csv").open()))
+    assert any(r.get("train/loss") for r in rows) and any(r.get("val/bpb") for r in rows)
+
+    from transformers import pipeline
+
+    export = trained / "export"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"} <= \
+        {p.name for p in export.iterdir()}
+    out = pipeline("text-generation", model=str(export), device="cpu")("The king", max_new_tokens=5,
+                                                                        do_sample=False)
+    assert out[0]["generated_text"].startswith("The king") and len(out[0]["generated_text"]) > len("The king")
+
+
+def test_resume_from_checkpoint_continues_the_step_count(trained: Path, corpus_dir, tmp_path):
+    run = tmp_path / "resumed"
+    proc = llm("train", *tiny(corpus_dir, trained.parent), "trainer.max_steps=30", "logger=none",
+               f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 30 and metrics["tokens_trained"] == 30 * 8 * 32
+
+
+def test_generate_streams_a_continuation(trained: Path, capsys):
+    from lightning_llm.cli.generate import run
+
+    cfg = OmegaConf.load(Path(CONF_DIR) / "generate.yaml")
+    cfg.merge_with({"model": str(trained / "export"), "prompt": "Good night", "max_new_tokens": 8, "seed": 0})
+    outs = run(cfg)
+    assert outs[0].startswith("Good night") and "Good night" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_clear_line(corpus_dir, tmp_path):
+    proc = llm("train", *tiny(corpus_dir, tmp_path), "data.data_files.train=/nonexistent/*.txt", "logger=none",
+               f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: data.data_files.train: no file matches '/nonexistent/*.txt'; "
+        "point it at existing files (a path, a glob or a list)")
+    assert "Traceback" not in proc.stderr
+
+    with pytest.raises(SystemExit) as exit_info:
+        check_recipe_arg(["recipe=nosuch"])
+    assert exit_info.value.code == 2
+
+
+def test_every_recipe_and_option_composes():
+    recipes = sorted(p.stem for p in (Path(CONF_DIR) / "recipe").glob("*.yaml"))
+    assert {"shakespeare", "tiny"} <= set(recipes)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for recipe in recipes:
+            for extra in ([], ["logger=csv"], ["logger=none"], ["model=gpt2"]):
+                cfg = compose("train", overrides=[f"recipe={recipe}", *extra])
+                assert cfg.data.seq_len > 0 and cfg.trainer.max_steps > 0
+        default = compose("train")
+        assert default.data.corpus == "shakespeare" and default.logger._target_.endswith("wandb_logger")
+        assert compose("prepare").data == default.data

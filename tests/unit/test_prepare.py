@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+
+from lightning_llm.data import PretrainDataModule
+from lightning_llm.data.config import DataConfig, TokenizerConfig
+from lightning_llm.data.pipeline import prepare, prepared_dir
+from lightning_llm.errors import UserError
+
+
+def test_prepare_writes_shards_manifest_and_tokenizer(data_cfg, tok_cfg, tmp_path):
+    folder = prepare(_cfg(data_cfg), TokenizerConfig(**tok_cfg), tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["dtype"] == "uint16" and manifest["seq_len"] == 32
+    assert manifest["tokenizer"]["vocab_size"] == 300
+    assert set(manifest["splits"]) == {"train", "validation", "test"}
+    assert sum(s["documents"] for s in manifest["splits"].values()) == 24
+    assert (folder / "cleaning_report.json").exists() and (folder / "tokenizer" / "tokenizer.json").exists()
+    assert not list(tmp_path.glob(".*tmp*")) and not list(folder.rglob(".*tmp*"))  # no temp leftovers
+    train = manifest["splits"]["train"]
+    rows = np.concatenate([np.load(folder / "shards" / s["file"]) for s in train["shards"]])
+    assert rows.dtype == np.uint16 and rows.shape == (train["sequences"], 33)
+    assert (rows[1:, 0] == rows[:-1, -1]).all()  # consecutive rows overlap by one token: none skipped
+    assert train["tokens"] == train["sequences"] * 32 + 1 + train["tokens_dropped_tail"]
+    eos = manifest["tokenizer"]["eos_token_id"]
+    assert (rows == eos).sum() >= train["documents"] - 1  # EOS between documents
+
+
+def test_prepare_is_keyed_by_config_and_reused(data_cfg, tok_cfg, tmp_path, monkeypatch):
+    first = prepare(_cfg(data_cfg), TokenizerConfig(**tok_cfg), tmp_path)
+    stamp = (first / "manifest.json").stat().st_mtime_ns
+    import lightning_llm.data.pipeline as prep
+
+    monkeypatch.setattr(prep, "load_documents", lambda cfg: pytest.fail("re-prepared instead of reusing"))
+    assert prepare(_cfg(data_cfg), TokenizerConfig(**tok_cfg), tmp_path) == first
+    assert (first / "manifest.json").stat().st_mtime_ns == stamp
+    other = prepared_dir(_cfg({**data_cfg, "seq_len": 16}), TokenizerConfig(**tok_cfg), tmp_path)
+    assert other != first and other.parent == first.parent
+    assert prepared_dir(_cfg({**data_cfg, "batch_size": 64}), TokenizerConfig(**tok_cfg), tmp_path) == first
+
+
+def test_empty_corpus_and_too_little_text_are_clear_errors(tmp_path, tok_cfg):
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text("  \n\n")
+    with pytest.raises(UserError, match=r"train split .* is empty after cleaning .*'empty': 3"):
+        prepare(DataConfig(data_files={"train": str(tmp_path / "*.txt")}), TokenizerConfig(**tok_cfg), tmp_path / "o")
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text("short text")
+    with pytest.raises(UserError, match=r"fewer than data.seq_len \+ 1"):
+        prepare(DataConfig(data_files={"train": str(tmp_path / "*.txt")}, seq_len=64), TokenizerConfig(**tok_cfg),
+                tmp_path / "o")
+
+
+def test_datamodule_checks_the_tokenizer_against_the_shards(data_cfg, tok_cfg, tmp_path):
+    dm = PretrainDataModule(data_cfg, tok_cfg, tmp_path)
+    dm.prepare_data()
+    other = PretrainDataModule(data_cfg, {"vocab_size": 280}, tmp_path)
+    other.prepare_data()
+    (dm.prepared_dir / "tokenizer").rename(tmp_path / "mine")
+    (other.prepared_dir / "tokenizer").rename(dm.prepared_dir / "tokenizer")  # swap in a foreign tokenizer
+    with pytest.raises(UserError, match=r"tokenizer does not match the shards .*vocab 280.*vocab 300"):
+        dm.setup("fit")
+
+
+def test_datamodule_batches_carry_labels_and_label_bytes(data_cfg, tok_cfg, tmp_path):
+    dm = PretrainDataModule(data_cfg, tok_cfg, tmp_path)
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["label_bytes"].shape == (4, 32)
+    assert (batch["input_ids"][:, 1:] == batch["labels"][:, :-1]).all()
+    text = dm.tokenizer.decode(batch["labels"][0])
+    assert int(batch["label_bytes"][0].sum()) == len(text.replace("<|endoftext|>", "").encode())
+
+
+def _cfg(d):
+    from lightning_llm.data.config import from_dict
+
+    return from_dict(DataConfig, d, "data")
