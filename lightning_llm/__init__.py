@@ -1,3 +1,27 @@
 """lightning_llm: pretrain and evaluate your own language model with Lightning, Hydra and W&B."""
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# Imported on first use: `import lightning_llm` stays cheap, the CLI pays for what it needs.
+_LAZY = {
+    "PretrainDataModule": "lightning_llm.data",
+    "DataConfig": "lightning_llm.data",
+    "TokenizerConfig": "lightning_llm.data",
+    "CausalLMModule": "lightning_llm.module",
+    "InitConfig": "lightning_llm.models",
+    "OptimConfig": "lightning_llm.optim",
+    "LanguageModelMetrics": "lightning_llm.metrics",
+    "export_hf": "lightning_llm.export",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lightning_llm' has no attribute {name!r}")

@@ -1,1 +1,1 @@
-"""Command-line entry points (Hydra apps): llm-train, llm-prepare, llm-generate."""
+"""Command-line entry points: llm-train and llm-prepare (Hydra apps), llm-generate (argparse)."""

@@ -1,38 +1,60 @@
-"""`llm-generate`: continue a prompt with an exported model, streaming tokens to the terminal."""
+"""`llm-generate MODEL PROMPT...`: continue prompts with an exported model, streaming to the terminal.
+
+A plain argparse CLI rather than a Hydra app: prompts are free text, and Hydra's override grammar would
+make users quote every comma.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
-
-from lightning_llm.cli._app import CONF_DIR, quiet_third_party_logs, run_safely
 from lightning_llm.errors import UserError
-from lightning_llm.generation import generate
 
 
-def run(cfg: DictConfig) -> list[str]:
-    folder = Path(cfg.model)
-    missing = [f for f in ("config.json", "tokenizer_config.json") if not (folder / f).exists()]
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="llm-generate", description=__doc__.splitlines()[0])
+    p.add_argument("model", type=Path, help="an export/ folder written by llm-train (or any HF causal-LM folder)")
+    p.add_argument("prompts", nargs="+", help="text to continue; '-' reads one prompt from stdin")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-stream", dest="stream", action="store_false", help="print each text when complete")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> list[str]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
+
+    from lightning_llm.generation import generate
+
+    missing = [f for f in ("config.json", "tokenizer_config.json") if not (args.model / f).exists()]
     if missing:
-        raise UserError(f"model={folder} is not an exported model folder (missing {', '.join(missing)}): "
+        raise UserError(f"{args.model} is not an exported model folder (missing {', '.join(missing)}): "
                         "point it at the export/ folder of an llm-train run")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    streamer = TextStreamer(tokenizer, skip_special_tokens=True) if cfg.stream else None
-    outs = generate(model, tokenizer, [str(cfg.prompt)], cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p,
-                    cfg.seed, streamer=streamer)
-    if not cfg.stream:
-        print(outs[0])
+    prompts = [sys.stdin.read() if p == "-" else p for p in args.prompts]
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    streamer = TextStreamer(tokenizer, skip_special_tokens=True) if args.stream else None
+    outs = []
+    for prompt in prompts:
+        outs += generate(model, tokenizer, [prompt], args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                         args.seed, streamer=streamer)
+        if not args.stream:
+            print(outs[-1])
     return outs
 
 
-@hydra.main(config_path=CONF_DIR, config_name="generate", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    quiet_third_party_logs()
-    run_safely(run, cfg)
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def clean(ds: datasets.Dataset, cfg: CleaningConfig, num_proc: int | None = None
     def step(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         texts = [normalize(t or "", cfg) for t in batch["text"]]
         return {"text": texts, "drop_reason": [drop_reason(t, cfg) for t in texts],
-                "bytes_in": [len((t or "").encode()) for t in batch["text"]]}
+                "bytes_in": [len((t or "").encode()) for t in batch["text"]],
+                "bytes_out": [len(t.encode()) for t in texts]}
 
     marked = ds.map(step, batched=True, num_proc=num_proc, desc="cleaning")
     reasons = Counter(marked["drop_reason"])
@@ -55,7 +56,7 @@ def clean(ds: datasets.Dataset, cfg: CleaningConfig, num_proc: int | None = None
         "documents_in": len(ds),
         "documents_out": len(kept),
         "bytes_in": int(sum(marked["bytes_in"])),
-        "bytes_out": sum(len(t.encode()) for t in kept["text"]),
+        "bytes_out": int(sum(kept["bytes_out"])),
         "dropped": {r: n for r, n in sorted(reasons.items()) if r},
     }
-    return kept.remove_columns(["drop_reason", "bytes_in"]), report
+    return kept.remove_columns(["drop_reason", "bytes_in", "bytes_out"]), report

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from lightning_llm.cli._app import CONF_DIR, check_recipe_arg
 
@@ -66,16 +65,25 @@ def test_resume_from_checkpoint_continues_the_step_count(trained: Path, corpus_d
     assert metrics["steps"] == 30 and metrics["tokens_trained"] == 30 * 8 * 32
 
 
-def test_generate_streams_a_continuation(trained: Path, capsys):
-    from lightning_llm.cli.generate import run
+def test_generate_streams_a_continuation_and_rejects_bad_input(trained: Path, capsys):
+    from lightning_llm.cli.generate import main, parse_args, run
 
-    cfg = OmegaConf.load(Path(CONF_DIR) / "generate.yaml")
-    cfg.merge_with({"model": str(trained / "export"), "prompt": "Good night", "max_new_tokens": 8, "seed": 0})
-    outs = run(cfg)
-    assert outs[0].startswith("Good night") and "Good night" in capsys.readouterr().out
+    args = parse_args([str(trained / "export"), "Good night, sweet", "--max-new-tokens", "8", "--seed", "0"])
+    outs = run(args)
+    assert outs[0].startswith("Good night, sweet") and len(outs[0]) > len("Good night, sweet")
+    assert "Good night, sweet" in capsys.readouterr().out
+    greedy = parse_args([str(trained / "export"), "The king", "--temperature", "0", "--no-stream",
+                         "--max-new-tokens", "8"])
+    assert run(greedy) == run(greedy)
+    for argv, message in (([str(trained), "x"], "is not an exported model folder"),
+                          ([str(trained / "export"), ""], "empty prompt"),
+                          ([str(trained / "export"), "x", "--max-new-tokens", "100"], "exceeds the model's context")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_bad_input_is_one_clear_line(corpus_dir, tmp_path):
+def test_bad_input_is_one_clear_line(corpus_dir, tmp_path, capsys):
     proc = llm("train", *tiny(corpus_dir, tmp_path), "data.data_files.train=/nonexistent/*.txt", "logger=none",
                f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
     assert proc.returncode == 2
@@ -87,6 +95,8 @@ def test_bad_input_is_one_clear_line(corpus_dir, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         check_recipe_arg(["recipe=nosuch"])
     assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: unknown recipe 'nosuch' (no recipes/nosuch.yaml); choose one of " \
+        f"{sorted(p.stem for p in (Path(CONF_DIR) / 'recipe').glob('*.yaml'))}\n"
 
 
 def test_every_recipe_and_option_composes():

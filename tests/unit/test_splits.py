@@ -37,5 +37,14 @@ def test_given_splits_are_kept_and_too_few_documents_is_a_clear_error():
     dd["validation"] = datasets.Dataset.from_dict({"text": ["v"]})
     out = complete_splits(dd, SplitConfig(test=0.1))
     assert out["validation"]["text"] == ["v"] and len(out["test"]) == 1 and len(out["train"]) == 9
-    with pytest.raises(UserError, match="at least 3 documents"):
-        complete_splits(_docs(2), SplitConfig())
+    with pytest.raises(UserError, match="at least 3 groups of documents"):
+        complete_splits(_docs(2, ["a", "a"]), SplitConfig())
+
+
+def test_a_single_big_document_is_cut_into_contiguous_pieces():
+    text = "".join(f"line {i}\n" for i in range(1000))
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": [text]})})
+    out = complete_splits(dd, SplitConfig(validation=0.1, test=0.1, seed=0))
+    assert len(out["validation"]) == len(out["test"]) == 10 and 75 <= len(out["train"]) <= 80
+    lines = [ln for s in out for t in out[s]["text"] for ln in t.splitlines()]
+    assert sorted(lines) == sorted(text.splitlines())  # nothing lost, nothing duplicated
