@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lightning_llm.data.config import from_dict
+from lightning_llm.errors import UserError
 from lightning_llm.metrics import LanguageModelMetrics
 from lightning_llm.models import InitConfig, build_causal_lm, model_config
 from lightning_llm.optim import OptimConfig, build_optimizer
+
+NONFINITE = ("stop", "skip")
 
 
 class CausalLMModule(L.LightningModule):
@@ -25,35 +30,77 @@ class CausalLMModule(L.LightningModule):
         init: weight-init scheme, see `InitConfig`.
         optim: AdamW and schedule, see `OptimConfig`.
         eos_token_id: written into the model config so exports generate and stop correctly.
+        compile: run the model through `torch.compile`.
+        activation_checkpointing: recompute activations in backward (less memory, ~1/3 more compute).
+        on_nonfinite_loss: "stop" raises with the step number; "skip" skips that optimizer step.
     """
 
     def __init__(self, vocab_size: int, arch: str = "llama", config: dict[str, Any] | None = None,
                  init: InitConfig | dict | None = None, optim: OptimConfig | dict | None = None,
-                 eos_token_id: int | None = None):
+                 eos_token_id: int | None = None, compile: bool = False, activation_checkpointing: bool = False,
+                 on_nonfinite_loss: str = "stop"):
         super().__init__()
+        if on_nonfinite_loss not in NONFINITE:
+            raise UserError(f"on_nonfinite_loss={on_nonfinite_loss!r}: choose one of {list(NONFINITE)}")
         self.init_cfg = from_dict(InitConfig, init, "model.init")
         self.optim_cfg = from_dict(OptimConfig, optim, "optim")
         self.save_hyperparameters({"vocab_size": vocab_size, "arch": arch, "config": dict(config or {}),
                                    "init": asdict(self.init_cfg), "optim": asdict(self.optim_cfg),
-                                   "eos_token_id": eos_token_id})
+                                   "eos_token_id": eos_token_id, "compile": compile,
+                                   "activation_checkpointing": activation_checkpointing,
+                                   "on_nonfinite_loss": on_nonfinite_loss})
         hf_config = model_config(arch, dict(config or {}), vocab_size, eos_token_id)
         self.model = build_causal_lm(hf_config, self.init_cfg)
         self.val_metrics = LanguageModelMetrics()
         self.test_metrics = LanguageModelMetrics()
         self.tokens_seen = 0
+        self.skipped_steps = 0
+        self._compiled = None
+
+    def configure_model(self) -> None:
+        # Parallelism from outside the model, in torchtitan's order: activation checkpointing, compile, FSDP2.
+        if self.hparams.activation_checkpointing and not self.model.is_gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        mesh = self.device_mesh  # set by ModelParallelStrategy (strategy=fsdp2), else None
+        if mesh is not None and not getattr(self, "_sharded", False):
+            from lightning_llm.parallel import shard_with_fsdp2
+
+            shard_with_fsdp2(self.model, mesh["data_parallel"])
+            self._sharded = True
+        if self.hparams.compile and self._compiled is None:
+            # kept out of the module tree so checkpoints and exports keep the plain parameter names
+            object.__setattr__(self, "_compiled", torch.compile(self.model))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, use_cache=False).logits
+        model = self._compiled if self._compiled is not None and self.training else self.model
+        return model(input_ids=input_ids, use_cache=False).logits
 
     def token_nats(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = self(batch["input_ids"])
         return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), reduction="none")
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss = self.token_nats(batch).mean()
         self.tokens_seen += batch["input_ids"].numel()
-        self.log("train/loss", loss, on_step=True, prog_bar=True)
+        bad = not torch.isfinite(loss).item()
+        if self.trainer.world_size > 1:  # every rank must take the same branch
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if bad:
+            return self._nonfinite(loss)
+        self.log("train/loss", loss, on_step=True, prog_bar=True, sync_dist=self.trainer.world_size > 1)
         return loss
+
+    def _nonfinite(self, loss: torch.Tensor) -> None:
+        step = self.trainer.global_step
+        if self.hparams.on_nonfinite_loss == "stop":
+            raise UserError(f"training loss is {loss.item()} at step {step}: stopped. Lower optim.lr, keep "
+                            "trainer.gradient_clip_val, try trainer.precision=32-true, or set "
+                            "on_nonfinite_loss=skip; resume from the last checkpoint with resume=auto")
+        self.skipped_steps += 1
+        self.print(f"warning: training loss is {loss.item()} at step {step}: skipped this batch "
+                   f"({self.skipped_steps} skipped so far)")
+        self.log("train/skipped_steps", float(self.skipped_steps))
+        return None  # Lightning skips backward and the optimizer step
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.val_metrics.update(self.token_nats(batch), batch.get("label_bytes"))
@@ -68,8 +115,9 @@ class CausalLMModule(L.LightningModule):
         self._log_metrics("test", self.test_metrics)
 
     def _log_metrics(self, prefix: str, metrics: LanguageModelMetrics) -> None:
-        values = metrics.compute()
-        self.log_dict({f"{prefix}/{k}": v for k, v in values.items()}, prog_bar=prefix == "val", sync_dist=False)
+        values = metrics.compute()  # already reduced across processes by torchmetrics
+        # sync_dist only averages values that are already equal on every rank (it silences a warning)
+        self.log_dict({f"{prefix}/{k}": v for k, v in values.items()}, prog_bar=prefix == "val", sync_dist=True)
         metrics.reset()
 
     def configure_optimizers(self):
@@ -77,6 +125,32 @@ class CausalLMModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["tokens_seen"] = self.tokens_seen
+        checkpoint["rng_states"] = _rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.tokens_seen = checkpoint.get("tokens_seen", 0)
+        if "rng_states" in checkpoint:
+            _set_rng_states(checkpoint["rng_states"])
+
+
+def _rng_states() -> dict[str, Any]:
+    """Every random source, as types `torch.load(weights_only=True)` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
+              "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(_tuples(states["python"]))
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _tuples(x: Any) -> Any:
+    return tuple(_tuples(v) for v in x) if isinstance(x, list | tuple) else x

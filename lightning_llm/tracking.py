@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from lightning.fabric.utilities.logger import _add_prefix
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,22 @@ def has_wandb_credentials() -> bool:
         return False
 
 
+class StepWandbLogger(WandbLogger):
+    """Logs with W&B's own step = the trainer's global step.
+
+    W&B drops data logged at a step below its current one, so after an exact resume from step k the
+    steps the killed run had already logged past k are not written twice into the run's history.
+    """
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
+        if step is None:
+            self.experiment.log(metrics)
+        else:
+            self.experiment.log({**metrics, "trainer/global_step": step}, step=step)
+
+
 def wandb_logger(project: str, save_dir: str, name: str | None = None, mode: str = "auto",
                  **kwargs) -> WandbLogger:
     """A Lightning `WandbLogger`. `mode`: auto (online only with credentials), online, offline, disabled.
@@ -36,7 +54,7 @@ def wandb_logger(project: str, save_dir: str, name: str | None = None, mode: str
         if mode == "offline":
             log.info("No W&B credentials found: logging offline (run `wandb login` to log online)")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(project=project, name=name, save_dir=save_dir, offline=mode == "offline",
+    return StepWandbLogger(project=project, name=name, save_dir=save_dir, offline=mode == "offline",
                        mode=mode, **kwargs)
 
 

@@ -1,5 +1,6 @@
 """Lightning callbacks of the library."""
 
 from lightning_llm.callbacks.curves import LossCurves
+from lightning_llm.callbacks.throughput import ThroughputMFU
 
-__all__ = ["LossCurves"]
+__all__ = ["LossCurves", "ThroughputMFU"]

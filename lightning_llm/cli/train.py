@@ -9,65 +9,79 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_llm.callbacks import LossCurves
+from lightning_llm.callbacks import LossCurves, ThroughputMFU
+from lightning_llm.checkpointing import RunIdInCheckpoint, resolve_resume, wandb_id_of
 from lightning_llm.cli._app import CONF_DIR, check_recipe_arg, quiet_third_party_logs, run_safely
 from lightning_llm.data import PretrainDataModule
 from lightning_llm.export import export_hf
 from lightning_llm.generation import generate
 from lightning_llm.io import write_json
 from lightning_llm.module import CausalLMModule
+from lightning_llm.parallel import check_multirun
 from lightning_llm.precision import resolve_precision
 from lightning_llm.tracking import sync_hint
 
 log = logging.getLogger("lightning_llm")
 
 
-def train(cfg: DictConfig) -> dict:
+def train(cfg: DictConfig) -> dict | None:
     start = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
+    strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
+    check_multirun(HydraConfig.get().mode == RunMode.MULTIRUN, strategy, cfg.trainer.devices)
+    ckpt_path = resolve_resume(cfg.resume, cfg.ckpt_path, run_dir / "checkpoints")
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = PretrainDataModule(_plain(cfg.data), _plain(cfg.tokenizer), cfg.paths.data_dir)
+    datamodule = PretrainDataModule(_plain(cfg.data), _plain(cfg.tokenizer), cfg.paths.data_dir, seed=cfg.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = CausalLMModule(vocab_size=datamodule.vocab_size, arch=cfg.model.arch, config=_plain(cfg.model.config),
                             init=_plain(cfg.model.init), optim=_plain(cfg.optim),
-                            eos_token_id=datamodule.tokenizer.eos_token_id)
+                            eos_token_id=datamodule.tokenizer.eos_token_id, compile=cfg.model.compile,
+                            activation_checkpointing=cfg.model.activation_checkpointing,
+                            on_nonfinite_loss=cfg.on_nonfinite_loss)
     log.info("Model: %s, %.2fM parameters (%.2fM without embeddings)", cfg.model.arch,
              module.model.num_parameters() / 1e6, module.model.num_parameters(exclude_embeddings=True) / 1e6)
 
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    if logger:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    logger = _logger(cfg, wandb_id_of(ckpt_path))
     callbacks = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step}", save_last=True, save_top_k=1,
-                        every_n_train_steps=cfg.checkpoint.every_n_train_steps),
-        LossCurves(run_dir / "curves.png"),
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
+                        every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
+                        monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
+        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps),
     ] + ([LearningRateMonitor(logging_interval="step")] if logger else [])
     trainer_args = _plain(cfg.trainer)
-    trainer_args["precision"] = resolve_precision(trainer_args.get("precision", "auto"), trainer_args["accelerator"])
-    trainer = L.Trainer(**trainer_args, logger=logger, callbacks=callbacks, default_root_dir=run_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])
+    trainer = L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
+                        default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    export_hf(module.model, datamodule.tokenizer, run_dir / "export", max_length=cfg.data.seq_len)
+    weights = trainer.strategy.lightning_module_state_dict()  # gathered in full, also under FSDP
+    if not trainer.is_global_zero:
+        return None
+    model = _unsharded(module, weights)
+    export_hf(model, datamodule.tokenizer, run_dir / "export", max_length=cfg.data.seq_len)
     metrics = {
         "val": {k.split("/", 1)[1]: v for k, v in val.items()},
         "test": {k.split("/", 1)[1]: v for k, v in test.items()},
-        "tokens_trained": module.tokens_seen * trainer.world_size,
+        "tokens_trained": datamodule.batches_consumed * cfg.data.batch_size * cfg.data.seq_len * trainer.world_size,
         "steps": trainer.global_step,
         "parameters": module.model.num_parameters(),
+        "perf": {k.split("/", 1)[1]: v for k, v in callbacks[3].last.items()},
         "wall_time_s": round(time.perf_counter() - start, 1),
         "prepared_data": str(datamodule.prepared_dir),
     }
     write_json(run_dir / "metrics.json", metrics)
 
-    samples = generate(module.model, datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.max_new_tokens,
+    samples = generate(model, datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.max_new_tokens,
                        cfg.samples.temperature, cfg.samples.top_k, seed=cfg.seed)
     print("\n".join(["", "Samples:"] + [f"--- {s}" for s in samples]))
     print(f"\nval/bpb {metrics['val']['bpb']:.4f}  test/bpb {metrics['test']['bpb']:.4f}  "
@@ -76,6 +90,24 @@ def train(cfg: DictConfig) -> dict:
     if hint := sync_hint(logger):
         print(f"W&B run saved offline; upload it with: {hint}")
     return metrics
+
+
+def _logger(cfg: DictConfig, wandb_id: str | None):
+    if not cfg.get("logger"):
+        return False
+    extra = {"id": wandb_id} if wandb_id and cfg.logger._target_.endswith("wandb_logger") else {}
+    logger = instantiate(cfg.logger, **extra)
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return logger
+
+
+def _unsharded(module: CausalLMModule, weights: dict):
+    """The trained model as one plain `transformers` model (a fresh copy when the live one is sharded)."""
+    if module.device_mesh is None and not type(module.trainer.strategy).__name__.startswith("FSDP"):
+        return module.model
+    fresh = CausalLMModule(**module.hparams)
+    fresh.load_state_dict(weights, strict=False)
+    return fresh.model
 
 
 def _plain(node) -> dict:

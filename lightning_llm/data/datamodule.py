@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_llm.data.config import CleaningConfig, DataConfig, SplitConfig, TokenizerConfig, from_dict
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
+from lightning_llm.data.sampling import GlobalBatchSampler, RankSampler
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
 from lightning_llm.errors import UserError
 from lightning_llm.paths import cache_dir
@@ -39,18 +40,26 @@ class PackedDataset(Dataset):
 class PretrainDataModule(L.LightningDataModule):
     """Documents in, packed token batches out; usable with a plain `lightning.Trainer`.
 
+    Training batches come from a `GlobalBatchSampler`: the data order depends on `seed` only (not on
+    the number of processes), and the position is saved in checkpoints, so a resumed run neither replays
+    nor skips a batch. Under DDP, give the Trainer `use_distributed_sampler=False`: the sampler shards.
+
     Args:
-        data: where documents come from, cleaning, split, sequence length and batch size.
+        data: where documents come from, cleaning, split, sequence length and batch size (per process).
         tokenizer: train a BPE (`vocab_size`) or load one (`path`).
         data_dir: where prepared data is cached (default: the user cache folder).
+        seed: seeds the order of training batches.
     """
 
     def __init__(self, data: DataConfig | dict[str, Any] | None = None,
-                 tokenizer: TokenizerConfig | dict[str, Any] | None = None, data_dir: str | Path | None = None):
+                 tokenizer: TokenizerConfig | dict[str, Any] | None = None, data_dir: str | Path | None = None,
+                 seed: int = 1234):
         super().__init__()
         self.data = from_dict(DataConfig, data, "data")
         self.tokenizer_cfg = from_dict(TokenizerConfig, tokenizer, "tokenizer")
         self.data_dir = Path(data_dir) if data_dir else cache_dir() / "prepared"
+        self.seed = seed
+        self.batches_consumed = 0  # training batches that reached a training step, across epochs
         self.tokenizer = None
         self._prepared = False
         self.manifest: dict | None = None
@@ -83,17 +92,41 @@ class PretrainDataModule(L.LightningDataModule):
         return len(self.tokenizer)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.data.batch_size, shuffle=True)
+        rank, world = self._rank_and_world()
+        sampler = GlobalBatchSampler(len(self.datasets["train"]), self.data.batch_size, rank, world, self.seed,
+                                     start_batch=self.batches_consumed)
+        return DataLoader(self.datasets["train"], batch_sampler=sampler, **self._workers())
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", self.data.eval_batch_size or self.data.batch_size)
+        return self._eval_loader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.data.eval_batch_size or self.data.batch_size)
+        return self._eval_loader("test")
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
-                          num_workers=self.data.num_workers, persistent_workers=self.data.num_workers > 0)
+    def _eval_loader(self, split: str) -> DataLoader:
+        rank, world = self._rank_and_world()
+        return DataLoader(self.datasets[split], batch_size=self.data.eval_batch_size or self.data.batch_size,
+                          sampler=RankSampler(len(self.datasets[split]), rank, world), **self._workers())
+
+    def _workers(self) -> dict:
+        return {"num_workers": self.data.num_workers, "persistent_workers": self.data.num_workers > 0}
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Called right before the step that uses the batch (after any prefetching): counts consumption.
+        if self.trainer is not None and self.trainer.training:
+            self.batches_consumed += 1
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches_consumed": self.batches_consumed, "seed": self.seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.batches_consumed = state_dict["batches_consumed"]
+        self.seed = state_dict.get("seed", self.seed)
 
 
 def check_tokenizer(manifest: dict, tok, folder: Path) -> None:

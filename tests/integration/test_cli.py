@@ -110,3 +110,24 @@ def test_every_recipe_and_option_composes():
         default = compose("train")
         assert default.data.corpus == "shakespeare" and default.logger._target_.endswith("wandb_logger")
         assert compose("prepare").data == default.data
+
+
+def test_strategy_and_slurm_configs_compose():
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for strategy in ("auto", "ddp", "fsdp", "fsdp2", "deepspeed", "deepspeed_zero3"):
+            cfg = compose("train", overrides=[f"strategy={strategy}"])
+            assert strategy == "auto" or cfg.strategy._target_.startswith(("lightning", "lightning_llm"))
+        assert compose("train", overrides=["strategy=deepspeed_zero3"]).strategy.stage == 3
+        ddp = instantiate(compose("train", overrides=["strategy=ddp"]).strategy)
+        assert type(ddp).__name__ == "DDPStrategy"
+        fsdp = instantiate(compose("train", overrides=["strategy=fsdp"]).strategy)
+        assert {c.__name__ for c in fsdp.kwargs["auto_wrap_policy"]._module_classes} == {"LlamaDecoderLayer"}
+
+        cfg = compose("train", overrides=["recipe=slurm_multinode", "trainer.num_nodes=4", "trainer.devices=8"],
+                      return_hydra_config=True)
+        launcher = cfg.hydra.launcher
+        assert launcher._target_.endswith("SlurmLauncher")
+        assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (4, 8, 8)
+        assert cfg.strategy._target_.endswith("DDPStrategy") and cfg.trainer.precision == "bf16-mixed"

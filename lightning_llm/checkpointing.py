@@ -1,0 +1,64 @@
+"""Resume support: find the newest readable checkpoint of a run, and carry the W&B run id in checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from lightning_llm.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The newest checkpoint in `folder` that loads; unreadable (e.g. truncated) ones are skipped loudly."""
+    candidates = sorted(Path(folder).glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for path in candidates:
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as e:
+            log.warning("Checkpoint %s is unreadable (%s): skipped, trying the previous one", path,
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+            continue
+        return path
+    return None
+
+
+def resolve_resume(resume: str | None, ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
+    """`resume=auto`: the run dir's newest readable checkpoint (None on a fresh run); else `ckpt_path`."""
+    if resume and ckpt_path:
+        raise UserError("give either resume=auto or ckpt_path=PATH, not both")
+    if resume not in (None, "auto"):
+        raise UserError(f"resume={resume!r}: use resume=auto (newest checkpoint of the run dir) or ckpt_path=PATH")
+    if resume == "auto":
+        found = latest_checkpoint(checkpoint_dir)
+        if found is None and any(checkpoint_dir.glob("*.ckpt")):
+            raise UserError(f"no readable checkpoint in {checkpoint_dir}: every one failed to load; delete them "
+                            "to start over")
+        log.info("resume=auto: %s", f"resuming from {found}" if found else f"no checkpoint in {checkpoint_dir}, "
+                 "starting fresh")
+        return str(found) if found else None
+    if ckpt_path and not Path(ckpt_path).exists():
+        raise UserError(f"ckpt_path={ckpt_path} does not exist")
+    return ckpt_path
+
+
+def wandb_id_of(ckpt_path: str | None) -> str | None:
+    if not ckpt_path:
+        return None
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    return checkpoint.get("wandb_run_id")
+
+
+class RunIdInCheckpoint(L.Callback):
+    """Stores the W&B run id in every checkpoint, so a resumed run continues the same W&B run."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                checkpoint["wandb_run_id"] = logger.version

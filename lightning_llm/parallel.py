@@ -1,0 +1,64 @@
+"""Distributed strategies from config: which layers FSDP wraps, FSDP2 sharding, and up-front checks."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import transformers
+from lightning.pytorch.strategies import FSDPStrategy
+from torch import nn
+
+from lightning_llm.errors import UserError
+
+
+def decoder_layer_classes(arch: str) -> set[type[nn.Module]]:
+    """The blocks a `transformers` architecture says must not be split (`_no_split_modules`)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if arch not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise UserError(f"model.arch={arch!r} has no causal-LM class in transformers")
+    cls = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[arch])
+    module = sys.modules[cls.__module__]
+    return {getattr(module, name) for name in (cls._no_split_modules or []) if hasattr(module, name)}
+
+
+def fsdp_strategy(arch: str, **kwargs: Any) -> FSDPStrategy:
+    """Lightning's FSDPStrategy wrapping each decoder layer of `arch` in its own FSDP unit."""
+    layers = decoder_layer_classes(arch)
+    return FSDPStrategy(auto_wrap_policy=layers, **kwargs)
+
+
+def shard_with_fsdp2(model: nn.Module, mesh, reshard_after_forward: bool = True) -> None:
+    """FSDP2 (`fully_shard`) per decoder layer, then the root: torchtitan's order, applied from outside."""
+    from torch.distributed.fsdp import fully_shard
+
+    layer_types = tuple(decoder_layer_classes(model.config.model_type))
+    for module in model.modules():
+        if isinstance(module, layer_types):
+            fully_shard(module, mesh=mesh, reshard_after_forward=reshard_after_forward)
+    fully_shard(model, mesh=mesh, reshard_after_forward=reshard_after_forward)
+
+
+def check_multirun(is_multirun: bool, strategy: Any, devices: Any) -> None:
+    """Hydra sweeps run jobs inside one process; a DDP launcher would re-run the whole sweep per rank.
+
+    Under SLURM or torchrun the processes already exist (one per rank) and Lightning launches none.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    if not is_multirun or SLURMEnvironment.detect() or TorchElasticEnvironment.detect():
+        return
+    multi_device = devices not in (1, "1", None) and str(devices) != "[0]"
+    subprocess_ddp = not isinstance(strategy, str) or strategy not in ("auto", "single_device")
+    if multi_device and subprocess_ddp:
+        raise UserError("a Hydra multirun (-m) with a multi-process strategy is not supported: each rank would "
+                        "re-launch the sweep. Run the sweep with trainer.devices=1, or launch each job on its own "
+                        "processes with hydra/launcher=slurm (one job per sweep point)")
+
+
+def fsdp2_strategy(devices: int, num_nodes: int = 1, **kwargs: Any):
+    """ModelParallelStrategy with every process in the data-parallel (FSDP2) dimension, no tensor parallel."""
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    return ModelParallelStrategy(data_parallel_size=int(devices) * int(num_nodes), tensor_parallel_size=1, **kwargs)
