@@ -17,13 +17,18 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     """The newest checkpoint in `folder` that loads; unreadable (e.g. truncated) ones are skipped loudly."""
     candidates = sorted(Path(folder).glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for path in candidates:
-        try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as e:
-            log.warning("Checkpoint %s is unreadable (%s): skipped, trying the previous one", path,
-                        str(e).splitlines()[0] if str(e) else type(e).__name__)
-            continue
-        return path
+        if (problem := checkpoint_problem(path)) is None:
+            return path
+        log.warning("Checkpoint %s is unreadable (%s): skipped, trying the previous one", path, problem)
+    return None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """None when `path` loads as a checkpoint, else what went wrong, in one line."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # torch raises RuntimeError, EOFError or UnpicklingError alike
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
     return None
 
 
@@ -41,8 +46,13 @@ def resolve_resume(resume: str | None, ckpt_path: str | None, checkpoint_dir: Pa
         log.info("resume=auto: %s", f"resuming from {found}" if found else f"no checkpoint in {checkpoint_dir}, "
                  "starting fresh")
         return str(found) if found else None
-    if ckpt_path and not Path(ckpt_path).exists():
-        raise UserError(f"ckpt_path={ckpt_path} does not exist")
+    if ckpt_path:
+        if not Path(ckpt_path).exists():
+            raise UserError(f"ckpt_path={ckpt_path} does not exist")
+        if (problem := checkpoint_problem(Path(ckpt_path))) is not None:
+            raise UserError(f"ckpt_path={ckpt_path} is unreadable ({problem}): "
+                            "it may be truncated; pick an older one, or use resume=auto to take the newest "
+                            "readable checkpoint of the run")
     return ckpt_path
 
 

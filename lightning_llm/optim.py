@@ -23,7 +23,8 @@ class OptimConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1  # final lr as a fraction of lr
     decay_fraction: float = 0.2  # wsd: the last fraction of steps that decays to min_lr
-    fused: bool | None = None  # None: torch's default for the device
+    fused: bool | None = None  # one fused kernel per step (CUDA, and CPU in recent torch); None: torch's default
+    foreach: bool | None = None  # batched multi-tensor update; None: torch's default
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -64,7 +65,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
     if cfg.warmup_steps >= total_steps:
         raise UserError(f"optim.warmup_steps={cfg.warmup_steps} is not below the {total_steps} training steps: "
                         "lower it or train longer (trainer.max_steps)")
-    extra = {} if cfg.fused is None else {"fused": cfg.fused}
+    extra = {k: v for k, v in (("fused", cfg.fused), ("foreach", cfg.foreach)) if v is not None}
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas),
                             eps=cfg.eps, **extra)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total_steps, cfg))

@@ -1,0 +1,95 @@
+"""Precision, activation checkpointing, compile, multirun guard, checkpoint errors: the small pieces."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from lightning_llm.checkpointing import resolve_resume
+from lightning_llm.data.datamodule import PackedDataset
+from lightning_llm.data.sampling import GlobalBatchSampler
+from lightning_llm.errors import UserError
+from lightning_llm.module import CausalLMModule
+from lightning_llm.parallel import check_multirun
+from tests.conftest import TINY_MODEL
+
+
+def _counting_shard() -> Path:
+    """Rows that count up (mod 300) from random starts: learnable in a few steps."""
+    starts = np.random.default_rng(0).integers(0, 300, (64, 1))
+    path = Path(tempfile.mkdtemp()) / "count-00000.npy"
+    np.save(path, ((starts + np.arange(33)) % 300).astype(np.uint16))
+    return path
+
+
+def _fit(steps: int = 4, precision: str = "32-true", **module_kwargs) -> tuple[CausalLMModule, list[float]]:
+    L.seed_everything(0, verbose=False)
+    dataset = PackedDataset([_counting_shard()], np.ones(300, dtype=np.uint8))
+    module = CausalLMModule(300, config={**TINY_MODEL, "max_position_embeddings": 32},
+                            optim={"warmup_steps": 1}, **module_kwargs)
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            seen.append(float(outputs["loss"]))
+
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", precision=precision, logger=False, callbacks=[Record()],
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(dataset, batch_sampler=GlobalBatchSampler(len(dataset), 8)))
+    return module, seen
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "bf16-true", "16-mixed"])
+def test_each_precision_trains_on_cpu(precision):
+    module, losses = _fit(precision=precision)
+    assert len(losses) == 4 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    expected = torch.bfloat16 if precision == "bf16-true" else torch.float32
+    assert next(module.model.parameters()).dtype == expected
+
+
+def test_activation_checkpointing_gives_the_same_losses():
+    plain, a = _fit()
+    checkpointed, b = _fit(activation_checkpointing=True)
+    assert checkpointed.model.is_gradient_checkpointing and not plain.model.is_gradient_checkpointing
+    assert b == pytest.approx(a, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_compile_gives_the_same_losses_and_plain_parameter_names():
+    _, a = _fit()
+    compiled, b = _fit(compile=True)
+    assert b == pytest.approx(a, rel=1e-3)
+    assert not any("_orig_mod" in k for k in compiled.state_dict())
+
+
+def test_multirun_with_a_multi_process_strategy_fails_up_front(monkeypatch):
+    for var in ("SLURM_NTASKS", "SLURM_JOB_NAME", "LOCAL_RANK", "GROUP_RANK", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    check_multirun(True, "auto", 1)
+    check_multirun(False, object(), 2)
+    with pytest.raises(UserError, match=r"multirun \(-m\) with a multi-process strategy is not supported"):
+        check_multirun(True, object(), 2)
+
+
+def test_resume_arguments_are_checked(tmp_path):
+    assert resolve_resume("auto", None, tmp_path) is None  # nothing to resume: a fresh run
+    with pytest.raises(UserError, match="either resume=auto or ckpt_path"):
+        resolve_resume("auto", "x.ckpt", tmp_path)
+    with pytest.raises(UserError, match="resume='yes'"):
+        resolve_resume("yes", None, tmp_path)
+    (tmp_path / "bad.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(UserError, match=r"bad.ckpt is unreadable .*resume=auto"):
+        resolve_resume(None, str(tmp_path / "bad.ckpt"), tmp_path)
+
+
+def test_gpu_benchmark_script_runs_in_smoke_mode():
+    from benchmarks.gpu_llama_1b import main
+
+    rows = main(["--smoke"])
+    assert rows[0]["tokens_per_s"] > 0 and 0 < rows[0]["mfu"] < 1
