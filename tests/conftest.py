@@ -15,7 +15,8 @@ os.environ.update(LIGHTNING_LLM_CACHE=str(_TMP / "cache"), HF_DATASETS_CACHE=str
                   WANDB_MODE="offline", WANDB_SILENT="true", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
 
 WORDS = [
-    "the", "king", "queen", "lord", "lady", "good", "night", "day", "love", "death", "sword", "crown",
+    "to", "of", "that", "have", "be", "the", "king", "queen", "lord", "lady", "good", "night", "day", "love",
+    "death", "sword", "crown",
     "heart", "fair", "sweet", "noble", "speak", "come", "go", "hear", "see", "know", "make", "take", "give",
     "tell", "thou", "thee", "thy", "my", "your", "our", "and", "but", "or", "if", "with", "upon", "against",
     "before", "after", "never", "ever", "still", "yet", "now", "here", "there", "where", "when", "why", "how"

@@ -5,21 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
+from lightning_llm.data.cleaning.config import CleaningConfig
 from lightning_llm.errors import UserError
 
 T = TypeVar("T")
 
 SPLITS = ("train", "validation", "test")
-
-
-@dataclass
-class CleaningConfig:
-    """First cleaning pass: repair and normalize text, drop what is left empty."""
-
-    fix_unicode: bool = True  # ftfy: mojibake, HTML entities, odd quotes
-    normalization: str = "NFC"
-    max_blank_lines: int = 2
-    min_chars: int = 1  # documents shorter than this after cleaning are dropped as "too_short"
 
 
 @dataclass
@@ -52,7 +43,7 @@ class DataConfig:
     batch_size: int = 16
     eval_batch_size: int | None = None
     num_workers: int = 0
-    num_proc: int | None = None  # processes for `datasets.map` in cleaning
+    num_proc: int | None = None  # worker processes of the cleaning stages
     shard_size: int = 65536  # sequences per shard file
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
-"""The data pipeline: source -> cleaning -> split -> tokenizer -> packed shards + manifest.json.
+"""The data pipeline: source -> cleaning suite -> split -> tokenizer -> packed shards + manifest.json.
 
-The result is one folder under `data_dir`, named by a hash of everything that produced it; it is built
-in a temp folder and renamed into place, so a folder with a manifest is always complete and is reused.
+The result is one folder under `data_dir`, named by a hash of everything that produced it. It is built
+in `<name>.partial` and renamed into place at the end, so a folder with a manifest is always complete and
+is reused; a killed preparation resumes in `.partial`, where the cleaning stages skip finished shards.
 """
 
 from __future__ import annotations
@@ -9,24 +10,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from lightning_llm.data.cleaning import clean
+import datasets
+
+from lightning_llm.data.cleaning.report import format_table
+from lightning_llm.data.cleaning.run import clean_corpus
 from lightning_llm.data.config import SPLITS, DataConfig, TokenizerConfig
 from lightning_llm.data.packing import pack, token_dtype
-from lightning_llm.data.sources import describe, fingerprint, load_documents
+from lightning_llm.data.sources import describe, fingerprint, source_readers
 from lightning_llm.data.splits import complete_splits
 from lightning_llm.data.tokenizer import load_tokenizer, tokenizer_hash, train_bpe
 from lightning_llm.errors import UserError
-from lightning_llm.io import atomic_dir, write_json
+from lightning_llm.io import write_json
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+REPORT = "cleaning_report.json"
 _BATCH = 1000  # documents per encode_batch call
+_MAX_TASKS = 64
 
 
 def prepared_dir(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) -> Path:
@@ -45,43 +52,60 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) 
         log.info("Reusing prepared data at %s", out)
         return out
     start = time.perf_counter()
-    log.info("Preparing %s into %s", describe(data), out)
-    docs = load_documents(data)
-    reports = {}
-    for split in list(docs):
-        docs[split], reports[split] = clean(docs[split], data.cleaning, data.num_proc)
-        if len(docs[split]) == 0:
-            raise UserError(f"the {split} split of {describe(data)} is empty after cleaning "
-                            f"({reports[split]['documents_in']} documents in, dropped: {reports[split]['dropped']}); "
-                            "check the files hold text")
-    docs = complete_splits(docs, data.split)
-    with atomic_dir(out) as tmp:
-        tok = _tokenizer(tokenizer, docs["train"])
-        tok.save_pretrained(tmp / "tokenizer")
-        shards = tmp / "shards"
-        shards.mkdir()
-        splits = {}
-        for split in SPLITS:
-            batches = (b["text"] for b in docs[split].iter(batch_size=_BATCH))
-            splits[split] = pack(batches, tok, data.seq_len, shards, split, data.shard_size)
-            if splits[split]["sequences"] == 0:
-                raise UserError(f"the {split} split has {splits[split]['tokens']} tokens, fewer than "
-                                f"data.seq_len + 1 = {data.seq_len + 1}: give it more text or lower data.seq_len")
-        write_json(tmp / "cleaning_report.json", reports)
-        write_json(tmp / MANIFEST, {
-            "format": FORMAT_VERSION,
-            "source": describe(data),
-            "seq_len": data.seq_len,
-            "dtype": token_dtype(len(tok)).name,
-            "tokenizer": {"hash": tokenizer_hash(tok), "vocab_size": len(tok), "eos_token_id": tok.eos_token_id},
-            "splits": splits,
-            "cleaning": reports,
-            "config": {"data": asdict(data), "tokenizer": asdict(tokenizer)},
-            "seconds": round(time.perf_counter() - start, 2),
-        })
+    datasets.disable_progress_bars()
+    work = out.with_name(out.name + ".partial")
+    log.info("Preparing %s in %s", describe(data), work)
+    outputs = clean(data, work)
+    docs = complete_splits(_load_cleaned(outputs, data.split.group_by), data.split)
+    for split in SPLITS:  # the cleaned corpus, one kept document a line, for users and other tools
+        docs[split].to_json(work / "corpus" / f"{split}.jsonl", lines=True, force_ascii=False)
+    tok = _tokenizer(tokenizer, docs["train"])
+    tok.save_pretrained(work / "tokenizer")
+    shutil.rmtree(work / "shards", ignore_errors=True)
+    (work / "shards").mkdir()
+    splits = {}
+    for split in SPLITS:
+        batches = (b["text"] for b in docs[split].iter(batch_size=_BATCH))
+        splits[split] = pack(batches, tok, data.seq_len, work / "shards", split, data.shard_size)
+        if splits[split]["sequences"] == 0:
+            raise UserError(f"the {split} split has {splits[split]['tokens']} tokens, fewer than "
+                            f"data.seq_len + 1 = {data.seq_len + 1}: give it more text or lower data.seq_len")
+    write_json(work / MANIFEST, {
+        "format": FORMAT_VERSION,
+        "source": describe(data),
+        "seq_len": data.seq_len,
+        "dtype": token_dtype(len(tok)).name,
+        "tokenizer": {"hash": tokenizer_hash(tok), "vocab_size": len(tok), "eos_token_id": tok.eos_token_id},
+        "splits": splits,
+        "cleaning": {k: v for k, v in json.loads((work / REPORT).read_text()).items() if k != "steps"},
+        "config": {"data": asdict(data), "tokenizer": asdict(tokenizer)},
+        "seconds": round(time.perf_counter() - start, 2),
+    })
+    for intermediate in ("clean", "exact", "exact_kept", "minhash", "kept"):
+        shutil.rmtree(work / "cleaning" / intermediate, ignore_errors=True)
+    if out.exists():
+        shutil.rmtree(out)
+    work.rename(out)
+    print(f"\nCleaning report ({out / REPORT}):\n{format_table(json.loads((out / REPORT).read_text()))}\n")
     log.info("Prepared data in %.1fs: %s", time.perf_counter() - start,
              ", ".join(f"{s} {splits[s]['tokens']:,} tokens" for s in SPLITS))
     return out
+
+
+def clean(data: DataConfig, work: Path) -> dict[str, Path]:
+    """Run the cleaning suite in `work`; returns each split's folder of cleaned JSONL files and writes
+    `cleaning_report.json` beside them."""
+    readers = source_readers(data, work)
+    tasks = data.cleaning.tasks or min(_MAX_TASKS, max(getattr(r, "num_files", 1) for r in readers.values()))
+    outputs, report = clean_corpus(readers, data.cleaning, work / "cleaning", tasks, data.num_proc)
+    (work / "corpus").mkdir(parents=True, exist_ok=True)
+    write_json(work / REPORT, report)
+    for split in outputs:
+        if report["splits"][split]["documents"] == 0:
+            raise UserError(f"the {split} split of {describe(data)} is empty after cleaning ({report['records_in']} "
+                            f"records in, dropped: {report['dropped']}); check the files hold text, or relax "
+                            "data.cleaning (see cleaning_report.json)")
+    return outputs
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -89,6 +113,20 @@ def read_manifest(folder: str | Path) -> dict:
     if not path.exists():
         raise UserError(f"{path} does not exist: run `llm-prepare` (or `llm-train`) with this data config first")
     return json.loads(path.read_text())
+
+
+def _load_cleaned(outputs: dict[str, Path], group_by: str | None) -> datasets.DatasetDict:
+    dd = {}
+    for split, folder in outputs.items():
+        ds = datasets.load_dataset("json", data_files=sorted(str(f) for f in folder.glob("*.jsonl")), split="train")
+        if group_by and group_by != "group":
+            if group_by not in ds.column_names:
+                raise UserError(f"data.split.group_by={group_by!r} is not a field of the {split} documents "
+                                f"(fields: {ds.column_names})")
+            ds = ds.rename_column(group_by, "group")
+        dd[split] = ds.select_columns([c for c in ("text", "group") if c in ds.column_names] +
+                                            [c for c in ds.column_names if c not in ("text", "group")])
+    return datasets.DatasetDict(dd)
 
 
 def _tokenizer(cfg: TokenizerConfig, train):
@@ -104,4 +142,5 @@ def _data_key(data: DataConfig) -> dict:
     d = asdict(data)
     for k in ("batch_size", "eval_batch_size", "num_workers", "num_proc"):
         d.pop(k)
+    d["cleaning"].pop("executor")
     return d

@@ -1,8 +1,8 @@
 """Where raw documents come from: local files per split, a `datasets` hub name, or a built-in corpus.
 
-Every source yields a `datasets.DatasetDict` whose splits have a `text` column, and a `group` column
-when documents must stay together in one split (the built-in corpus's two editions of a play, or the
-column named by `data.split.group_by`). Splits a source lacks are cut from train later.
+Each source becomes one datatrove reader per split it provides; splits it lacks are cut from train
+after cleaning. Documents carry their split (and, where documents must stay together in one split, a
+`group`) in their metadata.
 """
 
 from __future__ import annotations
@@ -10,21 +10,14 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
-import datasets
-
+from lightning_llm.data.cleaning.readers import LocalDocumentsReader, kind_of
 from lightning_llm.data.config import SPLITS, DataConfig
 from lightning_llm.data.corpora import CORPORA, corpus_files, play_of
 from lightning_llm.errors import UserError
-
-log = logging.getLogger(__name__)
-
-_BUILDERS = {".txt": "text", ".text": "text", ".md": "text", ".jsonl": "json", ".json": "json",
-             ".parquet": "parquet", ".csv": "csv"}
 
 
 def describe(cfg: DataConfig) -> str:
@@ -39,7 +32,7 @@ def fingerprint(cfg: DataConfig) -> str:
     """A hash that changes when the source's content may have changed (file sizes and mtimes)."""
     if cfg.data_files:
         state = {s: [(f, os.path.getsize(f), os.path.getmtime(f)) for f in resolve_files(cfg.data_files[s], s)]
-                 for s in sorted(cfg.data_files) if cfg.data_files[s]}
+                 for s in sorted(cfg.data_files)}
     elif cfg.path:
         path = Path(cfg.path)
         stats = sorted((str(p), p.stat().st_size, p.stat().st_mtime) for p in path.rglob("*") if p.is_file()) \
@@ -54,28 +47,27 @@ def fingerprint(cfg: DataConfig) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_documents(cfg: DataConfig) -> datasets.DatasetDict:
-    """Load the configured source as a DatasetDict with a `text` column per split."""
+def source_readers(cfg: DataConfig, work_dir: Path) -> dict[str, Any]:
+    """One datatrove reader per split the source provides (train always)."""
     if cfg.data_files:
-        dd = _load_local(cfg)
+        unknown = sorted(set(cfg.data_files) - set(SPLITS))
+        if unknown:
+            raise UserError(f"data.data_files has unknown split(s) {unknown}; use {list(SPLITS)}")
+        if "train" not in cfg.data_files:
+            raise UserError("data.data_files has no train split: give data.data_files.train")
+        readers = {split: _local_reader(resolve_files(spec, split), split, cfg, work_dir)
+                   for split, spec in cfg.data_files.items()}
     elif cfg.path:
-        dd = _load_hub(cfg)
+        readers = _hub_readers(cfg)
     else:
-        dd = _load_corpus(cfg.corpus or "")
-    if "train" not in dd:
-        raise UserError(f"{describe(cfg)} has no train split (splits: {sorted(dd)}); give data.data_files.train")
-    for split, ds in dd.items():
-        if cfg.text_column != "text" and cfg.text_column in ds.column_names:
-            ds = ds.rename_column(cfg.text_column, "text")
-        if cfg.split.group_by and cfg.split.group_by in ds.column_names and cfg.split.group_by != "group":
-            ds = ds.rename_columns({cfg.split.group_by: "group"})
-        for column, key in (("text", "data.text_column"), ("group", "data.split.group_by")):
-            if column not in ds.column_names and (column == "text" or cfg.split.group_by):
-                name = cfg.text_column if column == "text" else cfg.split.group_by
-                raise UserError(f"{split} split of {describe(cfg)} has no column {name!r} (columns: "
-                                f"{ds.column_names}); set {key} to one of them")
-        dd[split] = ds.select_columns([c for c in ("text", "group") if c in ds.column_names])
-    return dd
+        files = [str(f) for f in corpus_files(cfg.corpus or "")]
+        readers = {"train": _local_reader(files, "train", cfg, work_dir, group_fn=corpus_group)}
+    return readers
+
+
+def corpus_group(path: Path) -> str:
+    """Both editions of a Shakespeare play stay in one split (module level: workers pickle it)."""
+    return play_of(path.stem)
 
 
 def resolve_files(spec: Any, split: str) -> list[str]:
@@ -84,7 +76,7 @@ def resolve_files(spec: Any, split: str) -> list[str]:
     files: list[str] = []
     for pattern in patterns:
         matches = sorted(glob.glob(os.path.expanduser(str(pattern)), recursive=True))
-        matches = [m for m in matches if os.path.isfile(m)]
+        matches = [os.path.abspath(m) for m in matches if os.path.isfile(m)]
         if not matches:
             raise UserError(f"data.data_files.{split}: no file matches {str(pattern)!r}; "
                             "point it at existing files (a path, a glob or a list)")
@@ -92,42 +84,36 @@ def resolve_files(spec: Any, split: str) -> list[str]:
     return files
 
 
-def _load_local(cfg: DataConfig) -> datasets.DatasetDict:
-    assert cfg.data_files is not None
-    unknown = sorted(set(cfg.data_files) - set(SPLITS))
-    if unknown:
-        raise UserError(f"data.data_files has unknown split(s) {unknown}; use {list(SPLITS)}")
-    out = {}
-    for split, spec in cfg.data_files.items():
-        if not spec:
-            continue
-        files = resolve_files(spec, split)
-        kinds = {_BUILDERS.get(Path(f.removesuffix(".gz")).suffix.lower()) for f in files}
-        if None in kinds or len(kinds) != 1:
-            raise UserError(f"data.data_files.{split}: files must all be one of {sorted(_BUILDERS)} "
-                            f"(optionally .gz); got {sorted({Path(f).suffix for f in files})}")
-        builder = kinds.pop()
-        kwargs = {"sample_by": "document"} if builder == "text" else {}
+def _local_reader(files: list[str], split: str, cfg: DataConfig, work_dir: Path, group_fn=None):
+    for f in files:
+        if kind_of(f) is None:
+            raise UserError(f"data.data_files.{split}: {f} is not a supported file (.txt/.md, .html/.htm, "
+                            ".jsonl/.json, .parquet, optionally .gz/.zst compressed)")
         try:
-            out[split] = datasets.load_dataset(builder, data_files={split: files}, split=split, **kwargs)
-        except Exception as e:
-            raise UserError(f"could not read data.data_files.{split} ({files[0]}{' ...' if len(files) > 1 else ''})"
-                            f" as {builder}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    return datasets.DatasetDict(out)
+            with open(f, "rb") as fh:
+                fh.read(1)
+        except OSError as e:
+            raise UserError(f"cannot read {f} ({e.strerror}): fix its permissions or leave it out of "
+                            f"data.data_files.{split}") from e
+    paths = work_dir / "inputs" / f"{split}.txt"
+    paths.parent.mkdir(parents=True, exist_ok=True)
+    paths.write_text("\n".join(f.lstrip("/") for f in files) + "\n")
+    return LocalDocumentsReader(str(paths), text_key=cfg.text_column, default_metadata={"split": split},
+                                group_fn=group_fn)
 
 
-def _load_hub(cfg: DataConfig) -> datasets.DatasetDict:
+def _hub_readers(cfg: DataConfig) -> dict[str, Any]:
+    import datasets
+    from datatrove.pipeline.readers import HuggingFaceDatasetReader
+
     try:
-        dd = datasets.load_dataset(cfg.path, cfg.name, revision=cfg.revision)
-    except Exception as e:
-        raise UserError(f"could not load data.path={cfg.path!r} with datasets.load_dataset: "
+        splits = datasets.get_dataset_split_names(cfg.path, cfg.name, revision=cfg.revision)
+    except Exception as e:  # datasets raises many types; the user needs the name and the reason
+        raise UserError(f"could not load data.path={cfg.path!r} with datasets: "
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    return datasets.DatasetDict({s: ds for s, ds in dd.items() if s in SPLITS})
-
-
-def _load_corpus(name: str) -> datasets.DatasetDict:
-    files = corpus_files(name)
-    return datasets.DatasetDict({"train": datasets.Dataset.from_dict({
-        "text": [f.read_text(encoding="utf-8", errors="replace") for f in files],
-        "group": [play_of(f.stem) for f in files],  # both editions of a play stay in one split
-    })})
+    if "train" not in splits:
+        raise UserError(f"datasets {cfg.path} has no train split (splits: {splits})")
+    options = {k: v for k, v in (("name", cfg.name), ("revision", cfg.revision)) if v}
+    return {split: HuggingFaceDatasetReader(cfg.path, dataset_options={**options, "split": split},
+                                            text_key=cfg.text_column, default_metadata={"split": split})
+            for split in splits if split in SPLITS}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lightning_llm.data import PretrainDataModule
-from lightning_llm.data.config import DataConfig, TokenizerConfig
+from lightning_llm.data.config import CleaningConfig, DataConfig, TokenizerConfig
 from lightning_llm.data.pipeline import prepare, prepared_dir
 from lightning_llm.errors import UserError
 
@@ -32,7 +32,7 @@ def test_prepare_is_keyed_by_config_and_reused(data_cfg, tok_cfg, tmp_path, monk
     stamp = (first / "manifest.json").stat().st_mtime_ns
     import lightning_llm.data.pipeline as prep
 
-    monkeypatch.setattr(prep, "load_documents", lambda cfg: pytest.fail("re-prepared instead of reusing"))
+    monkeypatch.setattr(prep, "source_readers", lambda *a: pytest.fail("re-prepared instead of reusing"))
     assert prepare(_cfg(data_cfg), TokenizerConfig(**tok_cfg), tmp_path) == first
     assert (first / "manifest.json").stat().st_mtime_ns == stamp
     other = prepared_dir(_cfg({**data_cfg, "seq_len": 16}), TokenizerConfig(**tok_cfg), tmp_path)
@@ -46,10 +46,11 @@ def test_empty_corpus_and_too_little_text_are_clear_errors(tmp_path, tok_cfg):
     with pytest.raises(UserError, match=r"train split .* is empty after cleaning .*'empty': 3"):
         prepare(DataConfig(data_files={"train": str(tmp_path / "*.txt")}), TokenizerConfig(**tok_cfg), tmp_path / "o")
     for i in range(3):
-        (tmp_path / f"{i}.txt").write_text("short text")
+        (tmp_path / f"{i}.txt").write_text(f"Short text {i}. With five. Short sentences. In it. The end.")
     with pytest.raises(UserError, match=r"fewer than data.seq_len \+ 1"):
-        prepare(DataConfig(data_files={"train": str(tmp_path / "*.txt")}, seq_len=64), TokenizerConfig(**tok_cfg),
-                tmp_path / "o")
+        cleaning = CleaningConfig(gopher_quality=None, gopher_repetition=None, near_dedup=None)
+        prepare(DataConfig(data_files={"train": str(tmp_path / "*.txt")}, seq_len=64, cleaning=cleaning),
+                TokenizerConfig(**tok_cfg), tmp_path / "o")
 
 
 def test_datamodule_checks_the_tokenizer_against_the_shards(data_cfg, tok_cfg, tmp_path):

@@ -2,51 +2,61 @@ import json
 
 import pytest
 
-from lightning_llm.data.config import DataConfig, SplitConfig
+from lightning_llm.data.cleaning.config import CleaningConfig
+from lightning_llm.data.cleaning.run import clean_corpus
+from lightning_llm.data.config import DataConfig
 from lightning_llm.data.corpora import play_of
-from lightning_llm.data.sources import fingerprint, load_documents
+from lightning_llm.data.sources import fingerprint, source_readers
 from lightning_llm.errors import UserError
+
+NO_STEPS = CleaningConfig(**{k: None for k in ("html", "gutenberg", "normalize", "length", "c4_lines",
+                                               "gopher_quality", "gopher_repetition", "pii", "near_dedup")},
+                          exact_dedup=False)
+
+
+def read(cfg: DataConfig, tmp_path) -> dict[str, list[dict]]:
+    """Every document a source yields, per split, with no cleaning step on."""
+    outputs, _ = clean_corpus(source_readers(cfg, tmp_path / "w"), NO_STEPS, tmp_path / "w" / "cleaning")
+    return {s: [json.loads(line) for f in sorted(folder.glob("*.jsonl")) for line in f.open()]
+            for s, folder in outputs.items()}
 
 
 def test_txt_files_are_one_document_each(tmp_path):
     for i in range(3):
         (tmp_path / f"{i}.txt").write_text(f"line one of {i}\nline two\n")
-    dd = load_documents(DataConfig(data_files={"train": str(tmp_path / "*.txt")}))
-    assert len(dd["train"]) == 3 and dd["train"][0]["text"].count("\n") >= 1
+    docs = read(DataConfig(data_files={"train": str(tmp_path / "*.txt")}), tmp_path)
+    assert sorted(d["text"] for d in docs["train"]) == [f"line one of {i}\nline two\n" for i in range(3)]
+    assert all(d["split"] == "train" and d["source"].endswith(".txt") for d in docs["train"])
 
 
-def test_jsonl_with_text_column_per_split(tmp_path):
+def test_jsonl_with_text_column_per_split_keeps_other_fields_as_metadata(tmp_path):
     for split in ("train", "test"):
         (tmp_path / f"{split}.jsonl").write_text("\n".join(json.dumps({"body": f"{split} {i}", "n": i})
                                                            for i in range(4)))
     cfg = DataConfig(data_files={"train": str(tmp_path / "train.jsonl"), "test": [str(tmp_path / "test.jsonl")]},
                      text_column="body")
-    dd = load_documents(cfg)
-    assert sorted(dd) == ["test", "train"] and dd["test"]["text"][0] == "test 0"
-    assert dd["train"].column_names == ["text"]
+    docs = read(cfg, tmp_path)
+    assert sorted(docs) == ["test", "train"] and sorted(d["text"] for d in docs["test"])[0] == "test 0"
+    assert {d["n"] for d in docs["train"]} == {0, 1, 2, 3}
 
 
-def test_missing_file_missing_column_and_bad_split_name_are_clear_errors(tmp_path):
+def test_missing_file_and_bad_split_name_are_clear_errors(tmp_path):
     with pytest.raises(UserError, match=r"data.data_files.train: no file matches .*nope\*.txt"):
-        load_documents(DataConfig(data_files={"train": str(tmp_path / "nope*.txt")}))
-    (tmp_path / "a.jsonl").write_text('{"content": "x"}\n')
-    with pytest.raises(UserError, match=r"no column 'text' .*content.*data.text_column"):
-        load_documents(DataConfig(data_files={"train": str(tmp_path / "a.jsonl")}))
+        source_readers(DataConfig(data_files={"train": str(tmp_path / "nope*.txt")}), tmp_path)
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n')
     with pytest.raises(UserError, match="unknown split"):
-        load_documents(DataConfig(data_files={"dev": str(tmp_path / "a.jsonl")}))
-    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{not json\n')
-    with pytest.raises(UserError, match=r"could not read data.data_files.train .*bad.jsonl"):
-        load_documents(DataConfig(data_files={"train": str(tmp_path / "bad.jsonl")}))
+        source_readers(DataConfig(data_files={"train": str(tmp_path / "a.jsonl"), "dev": str(tmp_path / "a.jsonl")}),
+                       tmp_path)
 
 
-def test_hub_path_loads_a_local_dataset_folder_with_its_splits(tmp_path):
-    # The same `datasets.load_dataset(path, name)` call a hub name takes, on a folder made here.
+def test_hub_path_reads_a_local_dataset_folder_with_its_splits(tmp_path):
+    # The same `datasets` call a hub name takes (through datatrove's HuggingFaceDatasetReader), on a folder.
     (tmp_path / "ds").mkdir()
     for split in ("train", "validation"):
-        (tmp_path / "ds" / f"{split}.jsonl").write_text("\n".join(json.dumps({"text": f"{split} {i}", "src": "x"})
+        (tmp_path / "ds" / f"{split}.jsonl").write_text("\n".join(json.dumps({"text": f"{split} {i}"})
                                                                     for i in range(5)))
-    dd = load_documents(DataConfig(path=str(tmp_path / "ds"), split=SplitConfig(group_by="src")))
-    assert sorted(dd) == ["train", "validation"] and dd["train"].column_names == ["text", "group"]
+    docs = read(DataConfig(path=str(tmp_path / "ds")), tmp_path)
+    assert sorted(docs) == ["train", "validation"] and len(docs["train"]) == 5
 
 
 def test_fingerprint_changes_when_a_file_changes(tmp_path):

@@ -1,0 +1,129 @@
+"""Read local files as datatrove Documents, counting every record that cannot become one.
+
+datatrove's own JsonlReader logs a malformed line and moves on (and drops the rest of a file at the first
+invalid UTF-8 byte); here each such record is a counted drop with its reason, invalid bytes are replaced
+and counted, and nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from datatrove.data import Document
+from datatrove.pipeline.readers.base import BaseDiskReader
+
+TEXT_SUFFIXES = {".txt", ".text", ".md"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+JSON_SUFFIXES = {".jsonl", ".json", ".ndjson"}
+PARQUET_SUFFIXES = {".parquet"}
+COMPRESSION_SUFFIXES = {".gz", ".zst", ".zstd", ".bz2", ".xz"}
+
+
+def kind_of(path: str) -> str | None:
+    """"text", "html", "jsonl" or "parquet" from a file name (compression suffixes ignored)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in COMPRESSION_SUFFIXES:
+        suffix = Path(p.stem).suffix.lower()
+    for kind, suffixes in (("text", TEXT_SUFFIXES), ("html", HTML_SUFFIXES), ("jsonl", JSON_SUFFIXES),
+                           ("parquet", PARQUET_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    return None
+
+
+class LocalDocumentsReader(BaseDiskReader):
+    """Text/HTML files (one document each), JSONL and Parquet (one per record), optionally compressed.
+
+    Args:
+        paths_file: a file listing the input paths, one per line, relative to `/`.
+        text_key: the JSONL/Parquet field holding the text.
+        default_metadata: added to every document (e.g. {"split": "train"}).
+    """
+
+    name = "📖 local documents"
+
+    def __init__(self, paths_file: str, text_key: str = "text", default_metadata: dict | None = None,
+                 group_fn=None):
+        super().__init__("/", paths_file=paths_file, text_key=text_key, default_metadata=default_metadata,
+                         add_file_path=False)
+        self.compression = "infer"
+        self.group_fn = group_fn  # metadata "group" from the file name (documents that must share a split)
+        with open(paths_file) as f:
+            self.num_files = sum(1 for line in f if line.strip())
+
+    def read_file(self, filepath: str):
+        kind = kind_of(filepath)
+        if kind in ("text", "html"):
+            yield from self._whole_file(filepath, kind)
+        elif kind == "jsonl":
+            yield from self._jsonl(filepath)
+        elif kind == "parquet":
+            yield from self._parquet(filepath)
+        else:
+            self.stat_update("dropped_unsupported_file")
+
+    def _decode(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.stat_update("repaired_invalid_utf8")
+            return raw.decode("utf-8", errors="replace")
+
+    def _document(self, text: str, filepath: str, index: int, metadata: dict) -> Document:
+        meta = {**(self.default_metadata or {}), **metadata, "source": "/" + filepath.lstrip("/")}
+        if self.group_fn is not None:
+            meta["group"] = self.group_fn(Path(filepath))
+        return Document(text=text, id=f"{filepath}#{index}", metadata=meta)
+
+    def _whole_file(self, filepath: str, kind: str):
+        with self.data_folder.open(filepath, "rb", compression=self.compression) as f:
+            text = self._decode(f.read())
+        yield self._document(text, filepath, 0, {"format": kind})
+
+    def _jsonl(self, filepath: str):
+        with self.data_folder.open(filepath, "rb", compression=self.compression) as f:
+            for index, raw in enumerate(_lines(f)):
+                if not raw.strip():
+                    continue
+                try:
+                    record = orjson.loads(self._decode(raw))
+                except orjson.JSONDecodeError:
+                    self.stat_update("dropped_malformed_json")
+                    continue
+                doc = self._from_record(record, filepath, index)
+                if doc is not None:
+                    yield doc
+
+    def _parquet(self, filepath: str):
+        import pyarrow.parquet as pq
+
+        with self.data_folder.open(filepath, "rb") as f:
+            table = pq.read_table(f)
+        for index, record in enumerate(table.to_pylist()):
+            doc = self._from_record(record, filepath, index)
+            if doc is not None:
+                yield doc
+
+    def _from_record(self, record, filepath: str, index: int) -> Document | None:
+        if not isinstance(record, dict) or self.text_key not in record:
+            self.stat_update(f"dropped_no_{self.text_key}_field")
+            return None
+        text = record.pop(self.text_key)
+        if not isinstance(text, str):
+            self.stat_update(f"dropped_{self.text_key}_not_a_string")
+            return None
+        record.pop("metadata", None)
+        return self._document(text, filepath, index, {k: v for k, v in record.items()
+                                                      if isinstance(v, str | int | float | bool)})
+
+
+def _lines(f, chunk_size: int = 1 << 20):
+    """Lines of a binary stream, also for decompressors whose streams cannot iterate lines themselves."""
+    rest = b""
+    while chunk := f.read(chunk_size):
+        *lines, rest = (rest + chunk).split(b"\n")
+        yield from lines
+    if rest:
+        yield rest
