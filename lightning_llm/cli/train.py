@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -13,12 +14,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.callbacks import LossCurves, ThroughputMFU
 from lightning_llm.checkpointing import RunIdInCheckpoint, resolve_resume, wandb_id_of
 from lightning_llm.cli._app import CONF_DIR, check_recipe_arg, quiet_third_party_logs, run_safely
 from lightning_llm.data import PretrainDataModule
+from lightning_llm.data.cleaning.report import log_to_wandb
+from lightning_llm.data.pipeline import REPORT
 from lightning_llm.export import export_hf
 from lightning_llm.generation import generate
 from lightning_llm.io import write_json
@@ -50,6 +55,8 @@ def train(cfg: DictConfig) -> dict | None:
              module.model.num_parameters() / 1e6, module.model.num_parameters(exclude_embeddings=True) / 1e6)
 
     logger = _logger(cfg, wandb_id_of(ckpt_path))
+    if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0 and not ckpt_path:
+        log_to_wandb(json.loads((datamodule.prepared_dir / REPORT).read_text()), logger.experiment)
     callbacks = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
                         every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,

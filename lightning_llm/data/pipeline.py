@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import datasets
+import orjson
 
 from lightning_llm.data.cleaning.report import format_table
 from lightning_llm.data.cleaning.run import clean_corpus
@@ -56,9 +58,9 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) 
     work = out.with_name(out.name + ".partial")
     log.info("Preparing %s in %s", describe(data), work)
     outputs = clean(data, work)
-    docs = complete_splits(_load_cleaned(outputs, data.split.group_by), data.split)
+    docs = complete_splits(_load_cleaned(outputs, data.split.group_by, work / "arrow"), data.split)
     for split in SPLITS:  # the cleaned corpus, one kept document a line, for users and other tools
-        docs[split].to_json(work / "corpus" / f"{split}.jsonl", lines=True, force_ascii=False)
+        _write_corpus(docs[split], work / "corpus" / f"{split}.jsonl")
     tok = _tokenizer(tokenizer, docs["train"])
     tok.save_pretrained(work / "tokenizer")
     shutil.rmtree(work / "shards", ignore_errors=True)
@@ -81,6 +83,8 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) 
         "config": {"data": asdict(data), "tokenizer": asdict(tokenizer)},
         "seconds": round(time.perf_counter() - start, 2),
     })
+    del docs  # release the Arrow files before removing them
+    shutil.rmtree(work / "arrow", ignore_errors=True)
     for intermediate in ("clean", "exact", "exact_kept", "minhash", "kept"):
         shutil.rmtree(work / "cleaning" / intermediate, ignore_errors=True)
     if out.exists():
@@ -97,7 +101,7 @@ def clean(data: DataConfig, work: Path) -> dict[str, Path]:
     `cleaning_report.json` beside them."""
     readers = source_readers(data, work)
     tasks = data.cleaning.tasks or min(_MAX_TASKS, max(getattr(r, "num_files", 1) for r in readers.values()))
-    outputs, report = clean_corpus(readers, data.cleaning, work / "cleaning", tasks, data.num_proc)
+    outputs, report = clean_corpus(readers, data.cleaning, work / "cleaning", tasks, data.num_proc or os.cpu_count())
     (work / "corpus").mkdir(parents=True, exist_ok=True)
     write_json(work / REPORT, report)
     for split in outputs:
@@ -115,18 +119,55 @@ def read_manifest(folder: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _load_cleaned(outputs: dict[str, Path], group_by: str | None) -> datasets.DatasetDict:
+def _load_cleaned(outputs: dict[str, Path], group_by: str | None, cache: Path) -> datasets.DatasetDict:
+    """Cleaned documents as datasets (Arrow on disk): `text`, `group` where documents must share a split,
+    and the rest of each document's metadata as one JSON string, since fields differ between sources."""
     dd = {}
     for split, folder in outputs.items():
-        ds = datasets.load_dataset("json", data_files=sorted(str(f) for f in folder.glob("*.jsonl")), split="train")
-        if group_by and group_by != "group":
-            if group_by not in ds.column_names:
-                raise UserError(f"data.split.group_by={group_by!r} is not a field of the {split} documents "
-                                f"(fields: {ds.column_names})")
-            ds = ds.rename_column(group_by, "group")
-        dd[split] = ds.select_columns([c for c in ("text", "group") if c in ds.column_names] +
-                                            [c for c in ds.column_names if c not in ("text", "group")])
+        files = sorted(str(f) for f in folder.glob("*.jsonl"))
+        features = {"text": datasets.Value("string"), "meta": datasets.Value("string")}
+        if group_by or _has_groups(files):
+            features["group"] = datasets.Value("string")
+        dd[split] = datasets.Dataset.from_generator(
+            _records, features=datasets.Features(features), cache_dir=str(cache / split),
+            gen_kwargs={"files": files, "group_by": group_by or "group", "grouped": "group" in features})
     return datasets.DatasetDict(dd)
+
+
+def _records(files: list[str], group_by: str, grouped: bool):
+    for path in files:
+        with open(path, "rb") as f:
+            for line in f:
+                record = orjson.loads(line)
+                row = {"text": record.pop("text")}
+                if grouped:
+                    if group_by not in record:
+                        raise UserError(f"data.split.group_by={group_by!r} is not a field of every document "
+                                        f"(missing in {path}; fields: {sorted(record)})")
+                    row["group"] = str(record.pop(group_by))
+                row["meta"] = orjson.dumps(record).decode()
+                yield row
+
+
+def _has_groups(files: list[str]) -> bool:
+    if not files:
+        return False
+    with open(files[0], "rb") as f:
+        first = f.readline()
+    return bool(first) and "group" in orjson.loads(first)
+
+
+def _write_corpus(ds: datasets.Dataset, path: Path) -> None:
+    """One kept document a line: {"text": ..., **metadata}."""
+    with path.open("wb") as f:
+        for batch in ds.iter(batch_size=_BATCH):
+            metas = batch.get("meta") or [None] * len(batch["text"])
+            groups = batch.get("group") or [None] * len(batch["text"])
+            for text, meta, group in zip(batch["text"], metas, groups, strict=True):
+                record = {"text": text, **(orjson.loads(meta) if meta else {})}
+                if group is not None:
+                    record.setdefault("group", group)
+                f.write(orjson.dumps(record) + b"\n")
 
 
 def _tokenizer(cfg: TokenizerConfig, train):

@@ -131,3 +131,33 @@ def test_strategy_and_slurm_configs_compose():
         assert launcher._target_.endswith("SlurmLauncher")
         assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (4, 8, 8)
         assert cfg.strategy._target_.endswith("DDPStrategy") and cfg.trainer.precision == "bf16-mixed"
+
+
+def test_prepare_cleans_a_folder_of_html_jsonl_and_txt(tmp_path):
+    import random
+
+    from tests.conftest import make_document
+
+    rng = random.Random(3)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        body = "".join(f"<p>{line}</p>" for line in make_document(rng).splitlines())
+        (src / f"page{i}.html").write_text(f"<html><head><script>track({i})</script></head><body><nav>Home | "
+                                          f"Login</nav><article><h1>Page {i}</h1>{body}</article></body></html>")
+    (src / "docs.jsonl").write_text("\n".join(json.dumps({"text": make_document(rng), "url": f"u{i}"})
+                                              for i in range(4)) + "\n{broken\n")
+    (src / "note.txt").write_text(make_document(rng))
+    out = tmp_path / "prepared"
+    proc = llm("prepare", f"data.data_files.train=[{src}/*.html,{src}/*.jsonl,{src}/*.txt]", f"paths.data_dir={out}",
+               "data.seq_len=16", "tokenizer.vocab_size=300", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Cleaning report" in proc.stdout and "malformed_json: 1" in proc.stdout
+    report = json.loads(next(out.rglob("cleaning_report.json")).read_text())
+    assert report["records_in"] == 9 and report["dropped"]["malformed_json"] == 1
+    corpus = [json.loads(line) for f in next(out.rglob("cleaning_report.json")).parent.glob("corpus/*.jsonl")
+              for line in f.open()]
+    assert len(corpus) == report["documents_out"] and all(isinstance(d["text"], str) for d in corpus)
+    assert not any("track(" in d["text"] or "Login" in d["text"] for d in corpus)  # HTML reduced to its text
+    assert {d.get("url") for d in corpus} >= {"u0"} or len(corpus) < 8  # metadata travels with the text
+    assert list(out.rglob("shards/train-*.npy"))  # beside the token shards

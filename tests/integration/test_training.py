@@ -103,6 +103,8 @@ def test_resume_continues_the_same_wandb_run(corpus_dir, tmp_path):
     runs = sorted(p.name for p in (run / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and runs[0].rsplit("-", 1)[1] == runs[1].rsplit("-", 1)[1]  # one W&B run id
     assert "wandb sync" in second.stdout
+    tables = " ".join(p.name for p in (run / "wandb").rglob("*.table.json"))
+    assert "cleaning_steps" in tables and "dropped_by_reason" in tables  # the cleaning report: table, bar chart
 
 
 @pytest.mark.parametrize("action", ["stop", "skip"])

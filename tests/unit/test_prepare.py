@@ -79,3 +79,36 @@ def _cfg(d):
     from lightning_llm.data.config import from_dict
 
     return from_dict(DataConfig, d, "data")
+
+
+def test_a_killed_preparation_resumes_without_redoing_finished_cleaning_shards(data_cfg, tok_cfg, tmp_path,
+                                                                               monkeypatch):
+    import lightning_llm.data.pipeline as prep
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies right after the cleaning stages
+
+    cfg = _cfg({**data_cfg, "cleaning": {"tasks": 2}})
+    with monkeypatch.context() as m:
+        m.setattr(prep, "complete_splits", killed)
+        with pytest.raises(KeyboardInterrupt):
+            prepare(cfg, TokenizerConfig(**tok_cfg), tmp_path)
+    partial = prepared_dir(cfg, TokenizerConfig(**tok_cfg), tmp_path).with_name(
+        prepared_dir(cfg, TokenizerConfig(**tok_cfg), tmp_path).name + ".partial")
+    clean = sorted((partial / "cleaning" / "clean" / "train").glob("*.jsonl"))
+    assert len(clean) == 2 and not (partial / "manifest.json").exists()
+    task_log = partial / "cleaning" / "logs" / "clean" / "train" / "logs" / "task_00000.log"
+    stamp = task_log.stat().st_mtime_ns
+    # a half-written shard of an unfinished task: its completion marker is missing, so it is redone
+    clean[1].write_text(clean[1].read_text()[:100])
+    (partial / "cleaning" / "logs" / "clean" / "train" / "completions" / "00001").unlink()
+
+    folder = prepare(cfg, TokenizerConfig(**tok_cfg), tmp_path)
+    assert (folder / "manifest.json").exists() and not partial.exists()
+    done = folder / "cleaning" / "logs" / "clean" / "train" / "logs" / "task_00000.log"
+    assert done.stat().st_mtime_ns == stamp  # the finished task did not run again
+    report = json.loads((folder / "cleaning_report.json").read_text())
+    assert report["records_in"] == 24 == report["documents_out"] + sum(report["dropped"].values())
+    corpus = [json.loads(line) for split in ("train", "validation", "test")
+              for line in (folder / "corpus" / f"{split}.jsonl").open()]
+    assert len(corpus) == report["documents_out"]  # the redone shard is whole again, nothing lost

@@ -27,10 +27,9 @@ def build_report(stages, outputs: dict[str, Path]) -> dict:
     reader_drops: Counter = Counter()
     records_in = 0
     for stage in stages:
-        path = stage.logging_dir / "stats.json"
-        if stage.kind == "internal" or not path.exists():
+        if stage.kind == "internal":
             continue
-        for entry in json.loads(path.read_text()):
+        for entry in merged_stats(stage.logging_dir):
             raw, stats = entry["name"], {k: _value(v) for k, v in entry["stats"].items()}
             if "READER" in raw:
                 if stage.kind == "steps":
@@ -69,6 +68,16 @@ def build_report(stages, outputs: dict[str, Path]) -> dict:
     }
 
 
+def merged_stats(logging_dir: Path) -> list[dict]:
+    """Stats of every task of a stage, including tasks finished by an earlier, interrupted run (datatrove's
+    own stats.json only covers the tasks of the last run)."""
+    from datatrove.utils.stats import PipelineStats
+
+    files = sorted((logging_dir / "stats").glob("*.json"))
+    per_task = [PipelineStats.from_json(json.loads(f.read_text())) for f in files]
+    return json.loads(sum(per_task, start=PipelineStats()).to_json()) if per_task else []
+
+
 def _add(steps: dict, name: str, docs_in: int, docs_out: int, chars_out: int, dropped: dict,
          **extra: int) -> None:
     s = steps.setdefault(name, {"step": name, "documents_in": 0, "documents_out": 0, "chars_out": None,
@@ -101,3 +110,17 @@ def format_table(report: dict) -> str:
     rows.append(f"{'total':<22}{report['records_in']:>10,}{report['documents_out']:>10,}  "
                 f"{report['bytes_out'] / 1e6:.2f} MB of text")
     return "\n".join(rows)
+
+
+def log_to_wandb(report: dict, run) -> None:
+    """The report in a W&B run: a table of steps and a bar chart of drop reasons."""
+    import wandb
+
+    steps = wandb.Table(columns=["step", "documents_in", "documents_out", "dropped"])
+    for s in report["steps"]:
+        steps.add_data(s["step"], s["documents_in"], s["documents_out"], json.dumps(dict(s["dropped"])))
+    reasons = wandb.Table(columns=["reason", "documents"], data=[[r, n] for r, n in report["dropped"].items()])
+    run.log({"data/cleaning_steps": steps,
+             "data/dropped_by_reason": wandb.plot.bar(reasons, "reason", "documents", title="Documents dropped")})
+    run.summary.update({"data/records_in": report["records_in"], "data/documents_out": report["documents_out"],
+                        "data/bytes_out": report["bytes_out"]})

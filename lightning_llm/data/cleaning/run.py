@@ -5,7 +5,6 @@ records completed tasks, so a killed run resumes without redoing finished shards
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,16 +159,28 @@ def _run(cfg: CleaningConfig, pipeline: list, tasks: int, workers: int | None, s
     else:
         from datatrove.executor import LocalPipelineExecutor
 
+        # fork: workers inherit the redirected stderr below (forkserver workers would print to the console)
         executor = LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(tasks, workers or 1),
-                                         logging_dir=str(stage.logging_dir))
+                                         logging_dir=str(stage.logging_dir), start_method="fork")
     stage.logging_dir.mkdir(parents=True, exist_ok=True)
     # datatrove logs every task at INFO to stderr; keep that in the stage's log folder, not the console
     with open(stage.logging_dir / "console.log", "a") as sink, contextlib.redirect_stderr(sink):
         executor.run()
+    _quiet_datatrove()
     done = len(list((stage.logging_dir / "completions").glob("*")))
     if done < tasks:
         raise UserError(f"cleaning stage {stage.name} finished {done}/{tasks} tasks (logs: {stage.logging_dir}); "
                         "if it runs on a cluster, run the command again when its jobs have finished")
+
+
+def _quiet_datatrove() -> None:
+    """After a stage, datatrove's logger still points at the closed stage log: warnings only, to stderr."""
+    import sys
+
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
 
 
 def _text(doc) -> str:
@@ -186,7 +197,3 @@ def _tuples(args: dict) -> dict:
     return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) and v
             and isinstance(v[0], list) else v for k, v in args.items()}
 
-
-def read_stats(logging_dir: Path) -> list[dict]:
-    path = logging_dir / "stats.json"
-    return json.loads(path.read_text()) if path.exists() else []
