@@ -2,7 +2,8 @@
 pipeline, raw `tokenizers` encode_batch against our tokenize + pack, and cleaning's peak memory at 1x and
 10x the input (each measured in a fresh process).
 
-    python -m benchmarks.data_speed            # on the built-in Shakespeare corpus (9.4 MB)
+    python -m benchmarks.data_speed                          # on the built-in Shakespeare corpus (9.4 MB)
+    python -m benchmarks.data_speed --html-dir DOCS/         # also compare HTML extractors on real pages
 """
 
 from __future__ import annotations
@@ -100,7 +101,39 @@ def peak_rss_mb(copies: float) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def html_extractors(folder: Path, limit: int = 300) -> None:
+    """MB/s and how much text each extractor keeps, on real HTML pages (the first `limit` under `folder`)."""
+    import lxml.html
+    from resiliparse.extract.html2text import extract_plain_text
+    from trafilatura import extract
+
+    pages = [p.read_text(errors="replace") for p in sorted(folder.rglob("*.html"))[:limit]]
+    mb = sum(len(p.encode()) for p in pages) / 1e6
+    extractors = {
+        "resiliparse main_content (default)": lambda h: extract_plain_text(h, main_content=True),
+        "resiliparse, whole page": lambda h: extract_plain_text(h, main_content=False),
+        "trafilatura": lambda h: extract(h) or "",
+        "lxml text_content (no boilerplate removal)": lambda h: lxml.html.fromstring(h).text_content(),
+    }
+    print(f"\nHTML extraction on {len(pages)} pages ({mb:.1f} MB) from {folder}")
+    print(f"{'extractor':<46}{'MB/s':>8}{'kept chars/page':>17}{'lines/page':>12}")
+    for name, fn in extractors.items():
+        start = time.perf_counter()
+        outs = [fn(p) for p in pages]
+        sec = time.perf_counter() - start
+        chars = sum(len(o) for o in outs) / len(outs)
+        lines = sum(o.count("\n") + 1 for o in outs) / len(outs)
+        print(f"{name:<46}{mb / sec:>8.2f}{chars:>17,.0f}{lines:>12,.0f}")
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--html-dir", type=Path, help="a folder of real HTML pages to compare extractors on")
+    args = parser.parse_args()
+    if args.html_dir:
+        html_extractors(args.html_dir)
     folder = Path(tempfile.mkdtemp(prefix="llm-data-bench-"))
     path, size = corpus_jsonl(folder)
     mb = size / 1e6

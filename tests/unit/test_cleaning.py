@@ -108,7 +108,7 @@ def test_bad_inputs_are_handled_or_counted_never_lost(tmp_path):
     good = [make_document(rng) for _ in range(4)]
     (tmp_path / "bytes.txt").write_bytes(good[0].encode() + b"\nbad \xff\xfe bytes and a NUL\x00 here.\n")
     (tmp_path / "empty.txt").write_text("   \n\n")
-    (tmp_path / "huge.txt").write_text("word " * 2_000_000)  # 10 MB in one document
+    (tmp_path / "huge.txt").write_text("word " * 20_000_000)  # 100 MB in one document
     lines = [json.dumps({"text": good[1], "n": 1}), "{not json", json.dumps({"body": "no text field"}),
              json.dumps({"text": 42}), json.dumps({"text": good[2]})]
     (tmp_path / "mixed.jsonl").write_text("\n".join(lines) + "\n")
@@ -117,8 +117,8 @@ def test_bad_inputs_are_handled_or_counted_never_lost(tmp_path):
     (tmp_path / "packed.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(
         (json.dumps({"text": make_document(rng)}) + "\n").encode()))
     files = sorted(p for p in tmp_path.iterdir() if p.is_file())
-    kept, report = _run(tmp_path, {"train": files}, length={"min_chars": 1, "max_chars": 1_000_000},
-                        c4_lines=None, gopher_quality=None, gopher_repetition=None, near_dedup=None)
+    kept, report = _run(tmp_path, {"train": files}, c4_lines=None, gopher_quality=None, gopher_repetition=None,
+                        near_dedup=None)
     texts = [d["text"] for d in kept["train"]]
     assert len(texts) == 5 and any("bad \ufffd\ufffd bytes and a NUL here." in t for t in texts)
     assert all("\x00" not in t for t in texts)
@@ -166,3 +166,15 @@ def test_quality_filters_and_dedup_across_files_and_splits_with_reasons(tmp_path
     dropped_files = list((tmp_path / "work" / "cleaning" / "dropped").rglob("*.jsonl"))
     reasons = {json.loads(line).get("filter_reason") for f in dropped_files for line in f.open()}
     assert dropped_files and reasons - {None}
+
+
+def test_an_executor_from_config_runs_the_stages(tmp_path):
+    import random
+
+    rng = random.Random(4)
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps({"text": PROSE + make_document(rng, 60)})
+                                                for _ in range(3)) + "\n")
+    executor = {"_target_": "datatrove.executor.LocalPipelineExecutor", "workers": 1, "start_method": "fork"}
+    kept, report = _run(tmp_path, {"train": [tmp_path / "a.jsonl"]}, executor=executor)
+    assert len(kept["train"]) == 3 == report["documents_out"]
+    assert [s["step"] for s in report["steps"]][:3] == ["read", "max length", "html to text"]

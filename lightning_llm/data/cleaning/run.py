@@ -40,9 +40,13 @@ def document_steps(cfg: CleaningConfig, dropped_dir: Path | None) -> list[Pipeli
 
         return {"exclusion_writer": JsonlWriter(str(dropped_dir / name), compression=None, expand_metadata=True)}
 
+    length = dict(cfg.length or {})
+    # an oversized document is dropped before any step spends time on it; "empty" is judged after cleaning
+    too_long = {"min_chars": 0, "max_chars": length.pop("max_chars")} if length.get("max_chars") else None
     plan: list[tuple[Any, Callable[..., PipelineStep], bool]] = [
+        (too_long, s.LengthFilter, True),
         (cfg.html, s.HtmlToText, True), (cfg.gutenberg, s.GutenbergBoilerplate, False),
-        (cfg.normalize, s.Normalize, False), (cfg.length, s.LengthFilter, True),
+        (cfg.normalize, s.Normalize, False), (length if cfg.length is not None else None, s.LengthFilter, True),
         (cfg.c4_lines, C4QualityFilter, True), (cfg.gopher_quality, GopherQualityFilter, True),
         (cfg.gopher_repetition, GopherRepetitionFilter, True), (cfg.language, s.LanguageFilter, True),
         (cfg.pii, s.MaskPII, False),
@@ -164,7 +168,11 @@ def _run(cfg: CleaningConfig, pipeline: list, tasks: int, workers: int | None, s
                                          logging_dir=str(stage.logging_dir), start_method="fork")
     stage.logging_dir.mkdir(parents=True, exist_ok=True)
     # datatrove logs every task at INFO to stderr; keep that in the stage's log folder, not the console
+    from loguru import logger
+
     with open(stage.logging_dir / "console.log", "a") as sink, contextlib.redirect_stderr(sink):
+        logger.remove()
+        logger.add(sink, level="INFO")
         executor.run()
     _quiet_datatrove()
     done = len(list((stage.logging_dir / "completions").glob("*")))

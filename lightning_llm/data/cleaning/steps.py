@@ -102,17 +102,19 @@ class LengthFilter(BaseFilter):
     name = "📏 length"
 
     def __init__(self, min_chars: int = 1, max_chars: int | None = None, exclusion_writer=None):
+        if min_chars == 0:  # the early size check, before any other step (named before stats are set up)
+            self.name = "📏 max length"
         super().__init__(exclusion_writer)
         self.min_chars, self.max_chars = min_chars, max_chars
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        if self.max_chars and len(doc.text) > self.max_chars:
+            return False, "too_long"
         n = len(doc.text.strip())
-        if n == 0:
+        if n == 0 and self.min_chars > 0:
             return False, "empty"
         if n < self.min_chars:
             return False, "too_short"
-        if self.max_chars and n > self.max_chars:
-            return False, "too_long"
         return True
 
 
