@@ -108,8 +108,26 @@ def clean(data: DataConfig, work: Path) -> dict[str, Path]:
         if report["splits"][split]["documents"] == 0:
             raise UserError(f"the {split} split of {describe(data)} is empty after cleaning ({report['records_in']} "
                             f"records in, dropped: {report['dropped']}); check the files hold text, or relax "
-                            "data.cleaning (see cleaning_report.json)")
+                            f"{_step_to_relax(report['dropped'])} (see {work / REPORT})")
     return outputs
+
+
+_STEP_OF_REASON = (("gopher_", "data.cleaning.gopher_quality (e.g. =null for text that is not English)"),
+                   (("dup_", "top_", "duplicated_"), "data.cleaning.gopher_repetition"),
+                   (("empty", "too_short", "too_long"), "data.cleaning.length"),
+                   ("language", "data.cleaning.language"), ("html", "data.cleaning.html"),
+                   (("exact_", "near_"), "data.cleaning.exact_dedup / near_dedup"))
+
+
+def _step_to_relax(dropped: dict[str, int]) -> str:
+    """The config key of the step that dropped the most documents."""
+    if not dropped:
+        return "data.cleaning"
+    reason = max(dropped, key=dropped.get)
+    for prefixes, key in _STEP_OF_REASON:
+        if reason.startswith(prefixes):
+            return key
+    return "data.cleaning.c4_lines"
 
 
 def read_manifest(folder: str | Path) -> dict:

@@ -87,8 +87,8 @@ def resolve_files(spec: Any, split: str) -> list[str]:
 def _local_reader(files: list[str], split: str, cfg: DataConfig, work_dir: Path, group_fn=None):
     for f in files:
         if kind_of(f) is None:
-            raise UserError(f"data.data_files.{split}: {f} is not a supported file (.txt/.md, .html/.htm, "
-                            ".jsonl/.json, .parquet, optionally .gz/.zst compressed)")
+            raise UserError(f"data.data_files.{split}: {f} is not a supported file (.txt/.md or any UTF-8 text, "
+                            ".html/.htm, .jsonl/.json, .parquet, optionally .gz/.zst compressed)")
         try:
             with open(f, "rb") as fh:
                 fh.read(1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -129,18 +128,23 @@ def test_bad_inputs_are_handled_or_counted_never_lost(tmp_path):
     assert read["repaired_invalid_utf8"] == 1
 
 
-def test_unreadable_or_unsupported_files_are_clear_errors(tmp_path):
+def test_unreadable_or_unsupported_files_are_clear_errors(tmp_path, monkeypatch):
+    import builtins
+
+    import lightning_llm.data.sources as sources
+
     locked = tmp_path / "locked.txt"
     locked.write_text("secret")
-    os.chmod(locked, 0)
-    try:
-        if os.access(locked, os.R_OK):  # root reads anything; nothing to test then
-            pytest.skip("running as root: permissions are not enforced")
-        with pytest.raises(UserError, match=r"cannot read .*locked.txt \(Permission denied\)"):
-            source_readers(DataConfig(data_files={"train": str(locked)}), tmp_path / "w")
-    finally:
-        os.chmod(locked, 0o644)
-    (tmp_path / "table.xlsx").write_bytes(b"PK")
+
+    def no_permission(path, *args, **kwargs):  # root reads anything: make this one file unreadable
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "open", no_permission, raising=False)
+    with pytest.raises(UserError, match=r"cannot read .*locked.txt \(Permission denied\)"):
+        source_readers(DataConfig(data_files={"train": str(locked)}), tmp_path / "w")
+    (tmp_path / "table.xlsx").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb7")  # binary
     with pytest.raises(UserError, match=r"table.xlsx is not a supported file"):
         source_readers(DataConfig(data_files={"train": str(tmp_path / "table.xlsx")}), tmp_path / "w")
 

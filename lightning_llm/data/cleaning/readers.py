@@ -21,7 +21,8 @@ COMPRESSION_SUFFIXES = {".gz", ".zst", ".zstd", ".bz2", ".xz"}
 
 
 def kind_of(path: str) -> str | None:
-    """"text", "html", "jsonl" or "parquet" from a file name (compression suffixes ignored)."""
+    """"text", "html", "jsonl" or "parquet" from a file name (compression suffixes ignored); a file with
+    another or no suffix (README, LICENSE-2.0, chapter.01) is plain text if its start is UTF-8 without NULs."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in COMPRESSION_SUFFIXES:
@@ -30,7 +31,21 @@ def kind_of(path: str) -> str | None:
                            ("parquet", PARQUET_SUFFIXES)):
         if suffix in suffixes:
             return kind
-    return None
+    return "text" if _looks_like_text(p) else None
+
+
+def _looks_like_text(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # a character cut at the end of the sample is fine
+            return False
+    return b"\x00" not in head
 
 
 class LocalDocumentsReader(BaseDiskReader):
@@ -54,7 +69,7 @@ class LocalDocumentsReader(BaseDiskReader):
             self.num_files = sum(1 for line in f if line.strip())
 
     def read_file(self, filepath: str):
-        kind = kind_of(filepath)
+        kind = kind_of("/" + filepath.lstrip("/"))
         if kind in ("text", "html"):
             yield from self._whole_file(filepath, kind)
         elif kind == "jsonl":
