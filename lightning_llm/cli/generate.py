@@ -15,7 +15,7 @@ from lightning_llm.errors import UserError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="llm-generate", description=__doc__.splitlines()[0])
-    p.add_argument("model", type=Path, help="an export/ folder written by llm-train (or any HF causal-LM folder)")
+    p.add_argument("model", type=Path, help="an export/ folder of llm-train (or any HF causal-LM folder), or a .ckpt")
     p.add_argument("prompts", nargs="+", help="text to continue; '-' reads one prompt from stdin")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
@@ -31,13 +31,18 @@ def run(args: argparse.Namespace) -> list[str]:
 
     from lightning_llm.generation import generate
 
-    missing = [f for f in ("config.json", "tokenizer_config.json") if not (args.model / f).exists()]
-    if missing:
-        raise UserError(f"{args.model} is not an exported model folder (missing {', '.join(missing)}): "
-                        "point it at the export/ folder of an llm-train run")
     prompts = [sys.stdin.read() if p == "-" else p for p in args.prompts]
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model)
+    if args.model.suffix == ".ckpt":
+        from lightning_llm.checkpoint_export import load_checkpoint
+
+        model, tokenizer = load_checkpoint(args.model)
+    else:
+        missing = [f for f in ("config.json", "tokenizer_config.json") if not (args.model / f).exists()]
+        if missing:
+            raise UserError(f"{args.model} is not an exported model folder (missing {', '.join(missing)}): "
+                            "point it at the export/ folder of an llm-train run, or at a .ckpt")
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        model = AutoModelForCausalLM.from_pretrained(args.model)
     streamer = TextStreamer(tokenizer, skip_special_tokens=True) if args.stream else None
     outs = []
     for prompt in prompts:

@@ -122,7 +122,8 @@ class PretrainDataModule(L.LightningDataModule):
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"batches_consumed": self.batches_consumed, "seed": self.seed}
+        # the prepared folder lets tools (llm-export, llm-generate) find the tokenizer of a checkpoint
+        return {"batches_consumed": self.batches_consumed, "seed": self.seed, "prepared_dir": str(self.prepared_dir)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.batches_consumed = state_dict["batches_consumed"]

@@ -161,3 +161,35 @@ def test_prepare_cleans_a_folder_of_html_jsonl_and_txt(tmp_path):
     assert not any("track(" in d["text"] or "Login" in d["text"] for d in corpus)  # HTML reduced to its text
     assert {d.get("url") for d in corpus} >= {"u0"} or len(corpus) < 8  # metadata travels with the text
     assert list(out.rglob("shards/train-*.npy"))  # beside the token shards
+
+
+def test_export_from_a_checkpoint_round_trips_the_logits(trained: Path, tmp_path, capsys):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    from lightning_llm.cli.export import main as export_main
+    from lightning_llm.cli.generate import main as generate_main
+    from lightning_llm.module import CausalLMModule
+
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    export_main([str(ckpt), str(tmp_path / "hf")])
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json"} <= \
+        {p.name for p in (tmp_path / "hf").iterdir()}
+    module = CausalLMModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    ids = AutoTokenizer.from_pretrained(tmp_path / "hf")("Good night, sweet prince", return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(exported(ids).logits, module(ids), rtol=0, atol=1e-5)
+    out = pipeline("text-generation", model=str(tmp_path / "hf"), device="cpu")("The", max_new_tokens=3)
+    assert out[0]["generated_text"].startswith("The")
+
+    capsys.readouterr()
+    generate_main([str(ckpt), "The king", "--max-new-tokens", "4", "--no-stream", "--seed", "0"])
+    assert capsys.readouterr().out.startswith("The king")
+
+    (tmp_path / "bad.ckpt").write_bytes(ckpt.read_bytes()[:1000])
+    for argv, message in (([str(tmp_path / "bad.ckpt")], "could not load"),
+                          ([str(tmp_path / "none.ckpt")], "does not exist")):
+        with pytest.raises(SystemExit):
+            export_main(argv)
+        assert message in capsys.readouterr().err

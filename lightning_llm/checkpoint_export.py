@@ -1,0 +1,42 @@
+"""From a Lightning checkpoint to a Hugging Face folder: the model it holds and the tokenizer it trained with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lightning_llm.data.tokenizer import load_tokenizer
+from lightning_llm.errors import UserError
+from lightning_llm.export import export_hf
+from lightning_llm.module import CausalLMModule
+
+
+def load_checkpoint(ckpt: str | Path, tokenizer: str | Path | None = None):
+    """(model, tokenizer) of a checkpoint; the tokenizer defaults to the one its data was prepared with."""
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise UserError(f"checkpoint {ckpt} does not exist: give a .ckpt file of an llm-train run (checkpoints/)")
+    try:
+        module = CausalLMModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated file, another library's checkpoint, a different model config
+        raise UserError(f"could not load {ckpt} as a lightning_llm checkpoint: "
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    if tokenizer is None:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        prepared = next((v.get("prepared_dir") for k, v in state.items()
+                         if k.endswith("DataModule") and isinstance(v, dict)), None)
+        if not prepared or not (Path(prepared) / "tokenizer").is_dir():
+            raise UserError(f"{ckpt} does not say where its tokenizer is (or {prepared}/tokenizer is gone): "
+                            "pass tokenizer=<folder> (e.g. the export/ folder of the same run)")
+        tokenizer = Path(prepared) / "tokenizer"
+    tok = load_tokenizer(tokenizer)
+    if len(tok) > module.model.config.vocab_size:
+        raise UserError(f"tokenizer {tokenizer} has {len(tok)} tokens but the model only "
+                        f"{module.model.config.vocab_size}: it is not this model's tokenizer")
+    return module.model.eval(), tok
+
+
+def export_checkpoint(ckpt: str | Path, out_dir: str | Path, tokenizer: str | Path | None = None) -> Path:
+    model, tok = load_checkpoint(ckpt, tokenizer)
+    return export_hf(model, tok, out_dir, max_length=model.config.max_position_embeddings)
