@@ -110,7 +110,9 @@ def _logger(cfg: DictConfig, wandb_id: str | None):
 
 def _unsharded(module: CausalLMModule, weights: dict):
     """The trained model as one plain `transformers` model (a fresh copy when the live one is sharded)."""
-    if module.device_mesh is None and not type(module.trainer.strategy).__name__.startswith("FSDP"):
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if module.device_mesh is None and not isinstance(module.trainer.strategy, FSDPStrategy):
         return module.model
     fresh = CausalLMModule(**module.hparams)
     fresh.load_state_dict(weights, strict=False)

@@ -98,6 +98,7 @@ def test_resume_continues_the_same_wandb_run(corpus_dir, tmp_path):
     common = [*tiny(corpus_dir, tmp_path), "logger=wandb", "samples.max_new_tokens=1", f"hydra.run.dir={run}"]
     first = llm("train", *common, "trainer.max_steps=20", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
+    assert "Tried to log to step" not in first.stderr + first.stdout  # no metric dropped by W&B
     second = llm("train", *common, "trainer.max_steps=30", "resume=auto", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     runs = sorted(p.name for p in (run / "wandb").glob("offline-run-*"))

@@ -120,7 +120,9 @@ def log_to_wandb(report: dict, run) -> None:
     for s in report["steps"]:
         steps.add_data(s["step"], s["documents_in"], s["documents_out"], json.dumps(dict(s["dropped"])))
     reasons = wandb.Table(columns=["reason", "documents"], data=[[r, n] for r, n in report["dropped"].items()])
+    # at step 0, where training's first metrics go too: W&B drops data logged at a step below its current one
     run.log({"data/cleaning_steps": steps,
-             "data/dropped_by_reason": wandb.plot.bar(reasons, "reason", "documents", title="Documents dropped")})
+             "data/dropped_by_reason": wandb.plot.bar(reasons, "reason", "documents", title="Documents dropped")},
+            step=0)
     run.summary.update({"data/records_in": report["records_in"], "data/documents_out": report["documents_out"],
                         "data/bytes_out": report["bytes_out"]})
