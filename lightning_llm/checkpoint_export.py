@@ -22,19 +22,23 @@ def load_checkpoint(ckpt: str | Path, tokenizer: str | Path | None = None):
     except Exception as e:  # a truncated file, another library's checkpoint, a different model config
         raise UserError(f"could not load {ckpt} as a lightning_llm checkpoint: "
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    if tokenizer is None:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-        prepared = next((v.get("prepared_dir") for k, v in state.items()
-                         if k.endswith("DataModule") and isinstance(v, dict)), None)
-        if not prepared or not (Path(prepared) / "tokenizer").is_dir():
-            raise UserError(f"{ckpt} does not say where its tokenizer is (or {prepared}/tokenizer is gone): "
-                            "pass tokenizer=<folder> (e.g. the export/ folder of the same run)")
-        tokenizer = Path(prepared) / "tokenizer"
+    tokenizer = tokenizer or tokenizer_dir_of(ckpt)
     tok = load_tokenizer(tokenizer)
     if len(tok) > module.model.config.vocab_size:
         raise UserError(f"tokenizer {tokenizer} has {len(tok)} tokens but the model only "
                         f"{module.model.config.vocab_size}: it is not this model's tokenizer")
     return module.model.eval(), tok
+
+
+def tokenizer_dir_of(ckpt: Path) -> Path:
+    """The tokenizer folder of the data a checkpoint's run was prepared with."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    prepared = next((v.get("prepared_dir") for k, v in state.items()
+                     if k.endswith("DataModule") and isinstance(v, dict)), None)
+    if not prepared or not (Path(prepared) / "tokenizer").is_dir():
+        raise UserError(f"{ckpt} does not say where its tokenizer is (or {prepared}/tokenizer is gone): "
+                        "pass the tokenizer folder (e.g. the export/ folder of the same run)")
+    return Path(prepared) / "tokenizer"
 
 
 def export_checkpoint(ckpt: str | Path, out_dir: str | Path, tokenizer: str | Path | None = None) -> Path:

@@ -193,3 +193,24 @@ def test_export_from_a_checkpoint_round_trips_the_logits(trained: Path, tmp_path
         with pytest.raises(SystemExit):
             export_main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_eval_reproduces_the_training_test_metrics_and_scores_tasks(trained: Path, corpus_dir, tmp_path):
+    tasks = tmp_path / "tiny_task.jsonl"
+    tasks.write_text("\n".join(json.dumps({"context": f"The king and the queen {i}", "choices": [" speak.", " zzz"],
+                                           "label": 0}) for i in range(4)) + "\n")
+    proc = llm("eval", f"model_path={trained / 'export'}", f"data.data_files.train={corpus_dir}/*.txt",
+               "data.seq_len=32", "data.batch_size=8", f"paths.data_dir={trained.parent}/data", "max_batches=20",
+               f"tasks=[{tasks}]", "num_fewshot=1", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    trained_metrics = json.loads((trained / "metrics.json").read_text())
+    for key in ("loss", "bpb"):  # the same model, tokenizer, documents and batches as the training run's test
+        assert result["splits"]["test"][key] == pytest.approx(trained_metrics["test"][key], rel=1e-4)
+    assert result["tasks"]["tiny_task"]["n"] == 4 and 0 <= result["tasks"]["tiny_task"]["acc"] <= 1
+    assert "tiny_task" in proc.stdout and "acc_norm" in proc.stdout
+
+    bad = tmp_path / "bad_task.jsonl"
+    bad.write_text('{"context": "a", "choices": ["b", "c"], "label": 0}\n{"context": "a", "choices": ["b"]}\n')
+    proc = llm("eval", f"model_path={trained / 'export'}", "splits=[]", f"tasks=[{bad}]", cwd=tmp_path)
+    assert proc.returncode == 2 and "bad_task.jsonl:2: not a task line" in proc.stderr

@@ -1,0 +1,1 @@
+"""Evaluation: language-modelling metrics on any text source, and multiple-choice tasks by log-likelihood."""
