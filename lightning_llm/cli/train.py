@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_llm.callbacks import LossCurves, ThroughputMFU
+from lightning_llm.callbacks import LossCurves, TaskEval, TextSamples, ThroughputMFU
 from lightning_llm.checkpointing import RunIdInCheckpoint, resolve_resume, wandb_id_of
 from lightning_llm.cli._app import CONF_DIR, check_recipe_arg, quiet_third_party_logs, run_safely
 from lightning_llm.data import PretrainDataModule
@@ -62,6 +62,10 @@ def train(cfg: DictConfig) -> dict | None:
                         every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
                         monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
         RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps),
+        TaskEval(datamodule.tokenizer, list(cfg.eval.tasks), cfg.eval.every_n_steps, cfg.eval.num_fewshot,
+                 cfg.eval.limit),
+        TextSamples(datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.every_n_steps,
+                    cfg.samples.max_new_tokens, cfg.samples.temperature, cfg.samples.top_k, cfg.seed),
     ] + ([LearningRateMonitor(logging_interval="step")] if logger else [])
     trainer_args = _plain(cfg.trainer)
     trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])

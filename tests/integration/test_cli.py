@@ -30,8 +30,12 @@ def tiny(corpus_dir: Path, tmp: Path) -> list[str]:
 def trained(corpus_dir, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("cli")
     run = tmp / "run"
-    proc = llm("train", *tiny(corpus_dir, tmp), "logger=csv", f"hydra.run.dir={run}", cwd=tmp)
+    task = tmp / "task.jsonl"
+    task.write_text(json.dumps({"context": "The king", "choices": [" and", " zzz"], "label": 0}) + "\n")
+    proc = llm("train", *tiny(corpus_dir, tmp), "logger=csv", f"hydra.run.dir={run}", "samples.every_n_steps=10",
+               "eval.every_n_steps=10", f"eval.tasks=[{task}]", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[samples at step 10]" in proc.stdout and "[samples at step 20]" in proc.stdout
     return run
 
 
@@ -45,6 +49,7 @@ def test_train_writes_metrics_export_curves_and_checkpoints(trained: Path):
     assert (trained / "checkpoints" / "last.ckpt").exists()
     rows = list(csv.DictReader((trained / "csv" / "metrics.csv").open()))
     assert any(r.get("train/loss") for r in rows) and any(r.get("val/bpb") for r in rows)
+    assert [r["step"] for r in rows if r.get("eval/task/acc")] == ["10", "20"]  # every 10 optimizer steps
 
     from transformers import pipeline
 
