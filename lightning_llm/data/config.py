@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
 from lightning_llm.data.cleaning.config import CleaningConfig
@@ -77,7 +77,3 @@ def from_dict(cls: type[T], values: Any, where: str) -> T:
         default = known[name].default_factory() if callable(known[name].default_factory) else None
         kwargs[name] = from_dict(type(default), value, f"{where}.{name}") if is_dataclass(default) else value
     return cls(**kwargs)
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return asdict(cfg)

@@ -33,7 +33,3 @@ def build_causal_lm(config: PretrainedConfig, init: InitConfig) -> PreTrainedMod
         raise UserError(f"{config.model_type} has no causal-LM head in transformers: {str(e).splitlines()[0]}") from e
     init_weights(model, init, num_layers=config.num_hidden_layers)
     return model
-
-
-def num_params(model: PreTrainedModel, exclude_embeddings: bool = False) -> int:
-    return model.num_parameters(exclude_embeddings=exclude_embeddings)
