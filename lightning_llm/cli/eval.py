@@ -38,7 +38,7 @@ def evaluate(cfg: DictConfig) -> dict:
         datamodule.prepare_data()
         datamodule.setup()
         for split in cfg.splits:
-            loader = datamodule._eval_loader(split)
+            loader = datamodule.eval_dataloader(split)
             results["splits"][split] = evaluate_text(model, loader, cfg.max_batches)
     for task in cfg.tasks:
         results["tasks"][Path(task).stem] = evaluate_task(model, tokenizer, load_task(task), cfg.num_fewshot,

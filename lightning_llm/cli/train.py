@@ -55,13 +55,14 @@ def train(cfg: DictConfig) -> dict | None:
              module.model.num_parameters() / 1e6, module.model.num_parameters(exclude_embeddings=True) / 1e6)
 
     logger = _logger(cfg, wandb_id_of(ckpt_path))
+    throughput = ThroughputMFU(cfg.perf.every_n_steps)
     if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0 and not ckpt_path:
         log_to_wandb(json.loads((datamodule.prepared_dir / REPORT).read_text()), logger.experiment)
     callbacks = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
                         every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
                         monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
-        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps),
+        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), throughput,
         TaskEval(datamodule.tokenizer, list(cfg.eval.tasks), cfg.eval.every_n_steps, cfg.eval.num_fewshot,
                  cfg.eval.limit),
         TextSamples(datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.every_n_steps,
@@ -86,7 +87,7 @@ def train(cfg: DictConfig) -> dict | None:
         "tokens_trained": datamodule.batches_consumed * cfg.data.batch_size * cfg.data.seq_len * trainer.world_size,
         "steps": trainer.global_step,
         "parameters": module.model.num_parameters(),
-        "perf": {k.split("/", 1)[1]: v for k, v in callbacks[3].last.items()},
+        "perf": {k.split("/", 1)[1]: v for k, v in throughput.last.items()},
         "wall_time_s": round(time.perf_counter() - start, 1),
         "prepared_data": str(datamodule.prepared_dir),
     }

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_llm.data.config import CleaningConfig, DataConfig, SplitConfig, TokenizerConfig, from_dict
+from lightning_llm.data.config import DataConfig, TokenizerConfig, from_dict
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
 from lightning_llm.data.sampling import GlobalBatchSampler, RankSampler
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
@@ -98,12 +98,13 @@ class PretrainDataModule(L.LightningDataModule):
         return DataLoader(self.datasets["train"], batch_sampler=sampler, **self._workers())
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("validation")
+        return self.eval_dataloader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self.eval_dataloader("test")
 
-    def _eval_loader(self, split: str) -> DataLoader:
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Every sequence of `split` once, sharded across processes without padding."""
         rank, world = self._rank_and_world()
         return DataLoader(self.datasets[split], batch_size=self.data.eval_batch_size or self.data.batch_size,
                           sampler=RankSampler(len(self.datasets[split]), rank, world), **self._workers())
@@ -138,5 +139,3 @@ def check_tokenizer(manifest: dict, tok, folder: Path) -> None:
                         f"{len(tok)}; shards made with hash {want['hash']}, vocab {want['vocab_size']}): use the "
                         f"tokenizer saved in {folder / 'tokenizer'} or prepare the data again with this one")
 
-
-__all__ = ["CleaningConfig", "DataConfig", "PackedDataset", "PretrainDataModule", "SplitConfig", "TokenizerConfig"]
