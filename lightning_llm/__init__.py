@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 __version__ = "0.1.0"
+
+# torchao (which transformers imports when it is installed) warns at import time that its CUDA kernels do not
+# load on a CPU machine, and registers enums torch's pytree now warns about: noise on every command.
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 # Imported on first use: `import lightning_llm` stays cheap, the CLI pays for what it needs.
 _LAZY = {
@@ -13,6 +19,7 @@ _LAZY = {
     "DataConfig": "lightning_llm.data",
     "TokenizerConfig": "lightning_llm.data",
     "CausalLMModule": "lightning_llm.module",
+    "DistillationModule": "lightning_llm.distillation",
     "InitConfig": "lightning_llm.models",
     "OptimConfig": "lightning_llm.optim",
     "LanguageModelMetrics": "lightning_llm.metrics",

@@ -9,7 +9,7 @@ import torch
 from lightning_llm.data.tokenizer import load_tokenizer
 from lightning_llm.errors import UserError
 from lightning_llm.export import export_hf
-from lightning_llm.module import CausalLMModule
+from lightning_llm.module import CausalLMModule, student_hparams
 
 
 def load_checkpoint(ckpt: str | Path, tokenizer: str | Path | None = None):
@@ -18,7 +18,9 @@ def load_checkpoint(ckpt: str | Path, tokenizer: str | Path | None = None):
     if not ckpt.is_file():
         raise UserError(f"checkpoint {ckpt} does not exist: give a .ckpt file of an llm-train run (checkpoints/)")
     try:
-        module = CausalLMModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        module = CausalLMModule(**student_hparams(state["hyper_parameters"]))
+        module.load_state_dict(state["state_dict"])
     except Exception as e:  # a truncated file, another library's checkpoint, a different model config
         raise UserError(f"could not load {ckpt} as a lightning_llm checkpoint: "
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e

@@ -56,6 +56,23 @@ def resolve_resume(resume: str | None, ckpt_path: str | None, checkpoint_dir: Pa
     return ckpt_path
 
 
+def check_same_model(ckpt_path: str | None, hparams: dict) -> None:
+    """Resuming into another model config would fail deep inside `load_state_dict`: name what differs."""
+    if not ckpt_path:
+        return
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters")
+    if not saved:
+        raise UserError(f"{ckpt_path} is not a checkpoint of llm-train (it has no hyper_parameters)")
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {hparams[k]!r} now" for k in ("arch", "vocab_size")
+             if saved.get(k) != hparams[k]]
+    old, new = saved.get("config") or {}, hparams["config"]
+    diffs += [f"model.config.{k}: {old.get(k)!r} in the checkpoint, {new.get(k)!r} now"
+              for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    if diffs:
+        raise UserError(f"{ckpt_path} was trained with another model config ({'; '.join(diffs)}): resume with the "
+                        "same model settings (recipe and model.* overrides), or start a new run dir")
+
+
 def wandb_id_of(ckpt_path: str | None) -> str | None:
     if not ckpt_path:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 from dataclasses import asdict
 from typing import Any
@@ -79,8 +80,12 @@ class CausalLMModule(L.LightningModule):
         logits = self(batch["input_ids"])
         return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), reduction="none")
 
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimize, and its parts to log as train/<name> (subclasses change the objective)."""
+        return self.token_nats(batch).mean(), {}
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        loss = self.token_nats(batch).mean()
+        loss, parts = self.training_loss(batch)
         self.tokens_seen += batch["input_ids"].numel()
         bad = not torch.isfinite(loss).item()
         if self.trainer.world_size > 1:  # every rank must take the same branch
@@ -88,6 +93,8 @@ class CausalLMModule(L.LightningModule):
         if bad:
             return self._nonfinite(loss)
         self.log("train/loss", loss, on_step=True, prog_bar=True, sync_dist=self.trainer.world_size > 1)
+        if parts:
+            self.log_dict({f"train/{k}": v for k, v in parts.items()}, sync_dist=self.trainer.world_size > 1)
         return loss
 
     def _nonfinite(self, loss: torch.Tensor) -> None:
@@ -131,6 +138,12 @@ class CausalLMModule(L.LightningModule):
         self.tokens_seen = checkpoint.get("tokens_seen", 0)
         if "rng_states" in checkpoint:
             _set_rng_states(checkpoint["rng_states"])
+
+
+def student_hparams(hparams: dict) -> dict:
+    """The `CausalLMModule` arguments among a checkpoint's hyperparameters (a distillation run adds its own)."""
+    names = inspect.signature(CausalLMModule.__init__).parameters
+    return {k: v for k, v in hparams.items() if k in names}
 
 
 def _rng_states() -> dict[str, Any]:

@@ -27,22 +27,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> list[str]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
+    from transformers import TextStreamer
 
     from lightning_llm.generation import generate
+    from lightning_llm.loading import load_model
 
     prompts = [sys.stdin.read() if p == "-" else p for p in args.prompts]
-    if args.model.suffix == ".ckpt":
-        from lightning_llm.checkpoint_export import load_checkpoint
-
-        model, tokenizer = load_checkpoint(args.model)
-    else:
-        missing = [f for f in ("config.json", "tokenizer_config.json") if not (args.model / f).exists()]
-        if missing:
-            raise UserError(f"{args.model} is not an exported model folder (missing {', '.join(missing)}): "
-                            "point it at the export/ folder of an llm-train run, or at a .ckpt")
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-        model = AutoModelForCausalLM.from_pretrained(args.model)
+    model, tokenizer = load_model(args.model)
     streamer = TextStreamer(tokenizer, skip_special_tokens=True) if args.stream else None
     outs = []
     for prompt in prompts:

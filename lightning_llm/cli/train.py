@@ -19,15 +19,17 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.callbacks import LossCurves, TaskEval, TextSamples, ThroughputMFU
-from lightning_llm.checkpointing import RunIdInCheckpoint, resolve_resume, wandb_id_of
+from lightning_llm.checkpointing import RunIdInCheckpoint, check_same_model, resolve_resume, wandb_id_of
 from lightning_llm.cli._app import CONF_DIR, check_recipe_arg, quiet_third_party_logs, run_safely
 from lightning_llm.data import PretrainDataModule
 from lightning_llm.data.cleaning.report import log_to_wandb
 from lightning_llm.data.pipeline import REPORT
+from lightning_llm.distillation import DistillationModule, check_teacher_tokenizer
+from lightning_llm.errors import UserError
 from lightning_llm.export import export_hf
 from lightning_llm.generation import generate
 from lightning_llm.io import write_json
-from lightning_llm.module import CausalLMModule
+from lightning_llm.module import CausalLMModule, student_hparams
 from lightning_llm.parallel import check_multirun
 from lightning_llm.precision import resolve_precision
 from lightning_llm.tracking import sync_hint
@@ -37,6 +39,9 @@ log = logging.getLogger("lightning_llm")
 
 def train(cfg: DictConfig) -> dict | None:
     start = time.perf_counter()
+    if cfg.distill is not None and OmegaConf.is_missing(cfg.distill, "teacher"):
+        raise UserError("recipe=distill needs its teacher: add distill.teacher=<the export/ folder of a trained "
+                        "model>, e.g. of an llm-train run of the default recipe")
     run_dir = Path(cfg.paths.output_dir)
     strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     check_multirun(HydraConfig.get().mode == RunMode.MULTIRUN, strategy, cfg.trainer.devices)
@@ -46,11 +51,19 @@ def train(cfg: DictConfig) -> dict | None:
     datamodule = PretrainDataModule(_plain(cfg.data), _plain(cfg.tokenizer), cfg.paths.data_dir, seed=cfg.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    module = CausalLMModule(vocab_size=datamodule.vocab_size, arch=cfg.model.arch, config=_plain(cfg.model.config),
-                            init=_plain(cfg.model.init), optim=_plain(cfg.optim),
-                            eos_token_id=datamodule.tokenizer.eos_token_id, compile=cfg.model.compile,
-                            activation_checkpointing=cfg.model.activation_checkpointing,
-                            on_nonfinite_loss=cfg.on_nonfinite_loss)
+    student = dict(vocab_size=datamodule.vocab_size, arch=cfg.model.arch, config=_plain(cfg.model.config),
+                   init=_plain(cfg.model.init), optim=_plain(cfg.optim),
+                   eos_token_id=datamodule.tokenizer.eos_token_id, compile=cfg.model.compile,
+                   activation_checkpointing=cfg.model.activation_checkpointing,
+                   on_nonfinite_loss=cfg.on_nonfinite_loss)
+    if cfg.distill and cfg.distill.teacher:
+        check_teacher_tokenizer(cfg.distill.teacher, datamodule.tokenizer)
+        module = DistillationModule(teacher=cfg.distill.teacher, temperature=cfg.distill.temperature,
+                                    kd_weight=cfg.distill.kd_weight, ce_weight=cfg.distill.ce_weight, **student)
+        log.info("Distilling from %s (%.2fM parameters)", cfg.distill.teacher, module.teacher.num_parameters() / 1e6)
+    else:
+        module = CausalLMModule(**student)
+    check_same_model(ckpt_path, module.hparams)
     log.info("Model: %s, %.2fM parameters (%.2fM without embeddings)", cfg.model.arch,
              module.model.num_parameters() / 1e6, module.model.num_parameters(exclude_embeddings=True) / 1e6)
 
@@ -119,7 +132,7 @@ def _unsharded(module: CausalLMModule, weights: dict):
 
     if module.device_mesh is None and not isinstance(module.trainer.strategy, FSDPStrategy):
         return module.model
-    fresh = CausalLMModule(**module.hparams)
+    fresh = CausalLMModule(**student_hparams(module.hparams))
     fresh.load_state_dict(weights, strict=False)
     return fresh.model
 

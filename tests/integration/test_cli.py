@@ -4,39 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from lightning_llm.cli._app import CONF_DIR, check_recipe_arg
-
-
-def llm(verb: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", f"lightning_llm.cli.{verb}", *overrides]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def tiny(corpus_dir: Path, tmp: Path) -> list[str]:
-    return ["recipe=tiny", f"data.data_files.train={corpus_dir}/*.txt", "data.seq_len=32",
-            "tokenizer.vocab_size=300", "model.config.max_position_embeddings=64", f"paths.data_dir={tmp}/data",
-            "trainer.max_steps=20", "trainer.val_check_interval=10", "checkpoint.every_n_train_steps=10",
-            "optim.warmup_steps=2", "trainer.accelerator=cpu"]
-
-
-@pytest.fixture(scope="module")
-def trained(corpus_dir, tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("cli")
-    run = tmp / "run"
-    task = tmp / "task.jsonl"
-    task.write_text(json.dumps({"context": "The king", "choices": [" and", " zzz"], "label": 0}) + "\n")
-    proc = llm("train", *tiny(corpus_dir, tmp), "logger=csv", f"hydra.run.dir={run}", "samples.every_n_steps=10",
-               "eval.every_n_steps=10", f"eval.tasks=[{task}]", cwd=tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "[samples at step 10]" in proc.stdout and "[samples at step 20]" in proc.stdout
-    return run
+from tests.integration.conftest import llm, tiny
 
 
 def test_train_writes_metrics_export_curves_and_checkpoints(trained: Path):
@@ -80,7 +54,7 @@ def test_generate_streams_a_continuation_and_rejects_bad_input(trained: Path, ca
     greedy = parse_args([str(trained / "export"), "The king", "--temperature", "0", "--no-stream",
                          "--max-new-tokens", "8"])
     assert run(greedy) == run(greedy)
-    for argv, message in (([str(trained), "x"], "is not an exported model folder"),
+    for argv, message in (([str(trained), "x"], "is not a complete model folder: missing config.json"),
                           ([str(trained / "export"), ""], "empty prompt"),
                           ([str(trained / "export"), "x", "--max-new-tokens", "100"], "exceeds the model's context")):
         with pytest.raises(SystemExit) as exit_info:
@@ -169,16 +143,22 @@ def test_prepare_cleans_a_folder_of_html_jsonl_and_txt(tmp_path):
     assert list(out.rglob("shards/train-*.npy"))  # beside the token shards
 
 
+def export_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("export", overrides=list(overrides))
+
+
 def test_export_from_a_checkpoint_round_trips_the_logits(trained: Path, tmp_path, capsys):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-    from lightning_llm.cli.export import main as export_main
+    from lightning_llm.cli.export import export
     from lightning_llm.cli.generate import main as generate_main
+    from lightning_llm.errors import UserError
     from lightning_llm.module import CausalLMModule
 
     ckpt = trained / "checkpoints" / "last.ckpt"
-    export_main([str(ckpt), str(tmp_path / "hf")])
+    export(export_cfg(f"model_path={ckpt}", f"out={tmp_path / 'hf'}"))
     assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json"} <= \
         {p.name for p in (tmp_path / "hf").iterdir()}
     module = CausalLMModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
@@ -194,11 +174,13 @@ def test_export_from_a_checkpoint_round_trips_the_logits(trained: Path, tmp_path
     assert capsys.readouterr().out.startswith("The king")
 
     (tmp_path / "bad.ckpt").write_bytes(ckpt.read_bytes()[:1000])
-    for argv, message in (([str(tmp_path / "bad.ckpt")], "could not load"),
-                          ([str(tmp_path / "none.ckpt")], "does not exist")):
-        with pytest.raises(SystemExit):
-            export_main(argv)
-        assert message in capsys.readouterr().err
+    for overrides, message in ((["model_path=" + str(tmp_path / "bad.ckpt")], "could not load"),
+                               (["model_path=" + str(tmp_path / "none.ckpt")], "does not exist"),
+                               ([f"model_path={ckpt}", "format=gguf"], "format='gguf': choose one of"),
+                               ([f"model_path={ckpt}", "quantize=int4"], "quantize='int4': choose one of")):
+        with pytest.raises(UserError, match=message):
+            export(export_cfg(*overrides, f"out={tmp_path / 'x'}"))
+    assert not (tmp_path / "x").exists()
 
 
 def test_eval_reproduces_the_training_test_metrics_and_scores_tasks(trained: Path, corpus_dir, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.integration.test_cli import llm, tiny
+from tests.integration.conftest import llm, tiny
 
 
 def losses(run: Path) -> dict[int, float]:

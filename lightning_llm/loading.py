@@ -1,0 +1,52 @@
+"""Load a model for inference from what `llm-train` leaves behind: an export folder or a `.ckpt`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from lightning_llm.errors import UserError
+
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def missing_export_files(folder: str | Path) -> list[str]:
+    """What a Hugging Face causal-LM folder lacks to be loaded with its tokenizer (empty when complete)."""
+    folder = Path(folder)
+    missing = [] if (folder / "config.json").is_file() else ["config.json"]
+    if not any((folder / f).is_file() for f in WEIGHTS):
+        missing.append(f"weights ({' or '.join(WEIGHTS[:2])})")
+    if not any((folder / f).is_file() for f in TOKENIZER):
+        missing.append(f"tokenizer files ({' or '.join(TOKENIZER[:2])})")
+    return missing
+
+
+def load_model(path: str | Path, tokenizer: str | Path | None = None,
+               **from_pretrained) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """(model in eval mode, tokenizer) of an export folder or a Lightning checkpoint of `llm-train`.
+
+    Local folders are checked first, so a half-copied export is named with what it lacks instead of failing
+    deep inside `from_pretrained`. Anything else is passed on as a hub name (remote code stays off).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if path.suffix == ".ckpt":
+        from lightning_llm.checkpoint_export import load_checkpoint
+
+        return load_checkpoint(path, tokenizer)
+    if path.is_dir():
+        missing = [m for m in missing_export_files(path) if tokenizer is None or not m.startswith("tokenizer")]
+        if missing:
+            raise UserError(f"{path} is not a complete model folder: missing {', '.join(missing)}. Point it at the "
+                            "export/ folder of an llm-train run, re-run llm-export, or pass a .ckpt")
+    elif path.exists() or path.is_absolute() or str(path).startswith("."):
+        raise UserError(f"{path} is neither a .ckpt file nor a model folder")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **from_pretrained)
+        tok = AutoTokenizer.from_pretrained(tokenizer or path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"could not load {path}: {str(e).splitlines()[0]}") from e
+    return model.eval(), tok

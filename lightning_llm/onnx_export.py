@@ -1,0 +1,80 @@
+"""Export to ONNX (`model.onnx`, logits for `input_ids` + `attention_mask`), checked in onnxruntime.
+
+The folder also gets the tokenizer, `config.json` and `generation_config.json`, so a runtime that only
+speaks ONNX has everything it needs. The graph takes the whole sequence each call (no KV-cache inputs):
+scoring and short generations; a cached decoder export is future work (see the README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lightning_llm.errors import UserError
+
+OPSET = 18
+
+
+class _Logits(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+
+
+def export_onnx(src: str | Path, out_dir: str | Path, atol: float = 1e-4) -> dict[str, float]:
+    """Write `out_dir/model.onnx` from the exported HF folder `src`; returns the runtime check's figures.
+
+    The check runs onnxruntime and `transformers` on the same random batches (two shapes, one left-padded
+    row) and raises if their logits differ by more than `atol`.
+    """
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise UserError("format=onnx needs onnx, onnxscript and onnxruntime: pip install 'lightning_llm[onnx]'") from e
+    from lightning_llm.io import atomic_dir
+    from lightning_llm.loading import load_model
+
+    model, tokenizer = load_model(src)
+    max_len = model.config.max_position_embeddings
+    example = torch.randint(0, model.config.vocab_size, (2, min(16, max_len)))
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=max_len)
+    with atomic_dir(out_dir) as tmp:
+        torch.onnx.export(_Logits(model), (example, torch.ones_like(example)), tmp / "model.onnx", dynamo=True,
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=OPSET,
+                          dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+                          external_data=False, verbose=False)
+        model.config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        check = check_onnx(tmp / "model.onnx", model)
+        if check["max_abs_diff"] > atol:
+            raise UserError(f"ONNX export of {src} is off: logits differ from transformers' by "
+                            f"{check['max_abs_diff']:.3g} (> {atol}); please report this with the model config")
+    return check
+
+
+def onnx_session(path: str | Path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def check_onnx(path: str | Path, model, seed: int = 0) -> dict[str, float]:
+    """Largest |logit difference| between onnxruntime and the torch model, over two shapes and padding."""
+    session = onnx_session(path)
+    gen = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for rows, length in ((1, 7), (3, model.config.max_position_embeddings)):
+        ids = torch.randint(0, model.config.vocab_size, (rows, length), generator=gen)
+        mask = torch.ones_like(ids)
+        mask[-1, : length // 3] = 0  # a left-padded row, as batched generation feeds it
+        got = session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+        want = model(input_ids=ids, attention_mask=mask).logits.float().numpy()
+        keep = mask.bool().numpy()  # padded positions have no defined output
+        worst = max(worst, float(abs(got - want)[keep].max()))
+    return {"max_abs_diff": worst}

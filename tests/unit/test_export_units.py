@@ -1,0 +1,27 @@
+from pathlib import Path
+
+from lightning_llm.cli.export import default_out, positional_to_overrides
+from lightning_llm.loading import missing_export_files
+
+
+def test_positional_arguments_of_earlier_releases_become_overrides():
+    assert positional_to_overrides(["run/checkpoints/last.ckpt"]) == ["model_path=run/checkpoints/last.ckpt"]
+    assert positional_to_overrides(["a.ckpt", "out", "quantize=int8"]) == ["model_path=a.ckpt", "out=out",
+                                                                             "quantize=int8"]
+    assert positional_to_overrides(["model_path=a.ckpt", "--cfg", "job"]) == ["model_path=a.ckpt", "--cfg", "job"]
+
+
+def test_default_output_sits_next_to_the_source():
+    ckpt = Path("run/checkpoints/last.ckpt")
+    assert default_out(ckpt, "hf", None) == Path("run/export-last")
+    assert default_out(ckpt, "hf", "int8") == Path("run/export-last-int8")
+    assert default_out(Path("run/export"), "onnx", None) == Path("run/export-onnx")
+
+
+def test_missing_export_files_are_named(tmp_path):
+    assert missing_export_files(tmp_path) == ["config.json", "weights (model.safetensors or "
+                                              "model.safetensors.index.json)",
+                                              "tokenizer files (tokenizer.json or tokenizer_config.json)"]
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (tmp_path / name).write_text("{}")
+    assert missing_export_files(tmp_path) == []
