@@ -187,11 +187,19 @@ def test_eval_reproduces_the_training_test_metrics_and_scores_tasks(trained: Pat
     tasks = tmp_path / "tiny_task.jsonl"
     tasks.write_text("\n".join(json.dumps({"context": f"The king and the queen {i}", "choices": [" speak.", " zzz"],
                                            "label": 0}) for i in range(4)) + "\n")
+    from tests.integration.test_deployment import HARNESS_TASK
+
+    (tmp_path / "harness").mkdir()
+    (tmp_path / "harness" / "tiny_mc.yaml").write_text(HARNESS_TASK.format(data=tasks))
     proc = llm("eval", f"model_path={trained / 'export'}", f"data.data_files.train={corpus_dir}/*.txt",
                "data.seq_len=32", "data.batch_size=8", f"paths.data_dir={trained.parent}/data", "max_batches=20",
-               f"tasks=[{tasks}]", "num_fewshot=1", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+               f"tasks=[{tasks}]", "num_fewshot=1", f"hydra.run.dir={tmp_path / 'eval'}", "harness.tasks=[tiny_mc]",
+               f"harness.include_path={tmp_path / 'harness'}", "logger=wandb", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    harness = result["harness"]["tiny_mc"]  # scored like ours: see test_harness_scores_like_our_multiple_choice
+    assert harness["sample_len"] == 4 and 0 <= harness["acc"] <= 1 and "acc_norm" in harness
+    assert "wandb sync" in proc.stdout and list((tmp_path / "eval" / "wandb").glob("offline-run-*"))
     trained_metrics = json.loads((trained / "metrics.json").read_text())
     for key in ("loss", "bpb"):  # the same model, tokenizer, documents and batches as the training run's test
         assert result["splits"]["test"][key] == pytest.approx(trained_metrics["test"][key], rel=1e-4)

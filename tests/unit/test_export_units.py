@@ -25,3 +25,27 @@ def test_missing_export_files_are_named(tmp_path):
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         (tmp_path / name).write_text("{}")
     assert missing_export_files(tmp_path) == []
+
+
+def test_cpu_int8_linear_matches_the_float_one_closely():
+    import torch
+
+    from lightning_llm.quantize import DynamicInt8Linear, cpu_int8_kernels
+
+    torch.manual_seed(0)
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lm_head = torch.nn.Linear(64, 300, bias=False)
+
+        def get_output_embeddings(self):
+            return self.lm_head
+
+    model = Head()
+    x = torch.randn(5, 64)
+    want = model.lm_head(x)
+    cpu_int8_kernels(model)
+    assert isinstance(model.lm_head, DynamicInt8Linear)
+    got = model.lm_head(x)
+    assert got.shape == want.shape and (got - want).abs().max() < 0.02 * want.abs().max()
