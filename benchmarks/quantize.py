@@ -21,9 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_llm.data.datamodule import PackedDataset
-from lightning_llm.data.pipeline import read_manifest
-from lightning_llm.data.tokenizer import token_byte_lengths
+from lightning_llm.data.datamodule import split_dataset
 from lightning_llm.evaluation.text import evaluate_text
 from lightning_llm.loading import load_model
 from lightning_llm.quantize import quantize_export
@@ -85,12 +83,10 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     prepared = Path(json.loads((args.run / "metrics.json").read_text())["prepared_data"])
-    manifest = read_manifest(prepared)
     rows, large = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, folder, model, tok in variants(args.run / "export", Path(tmp)):
-            test = PackedDataset([prepared / "shards" / s["file"] for s in manifest["splits"]["test"]["shards"]],
-                                 token_byte_lengths(tok))
+            test = split_dataset(prepared, "test", tok)
             quality = evaluate_text(model, DataLoader(test, batch_size=16), args.max_batches)
             rows.append((name, size_mb(folder), tokens_per_s(model, tok, args.new_tokens, args.repeats),
                          quality["ppl"], quality["bpb"]))

@@ -32,11 +32,16 @@ def load_checkpoint(ckpt: str | Path, tokenizer: str | Path | None = None):
     return module.model.eval(), tok
 
 
+def prepared_dir_of(ckpt: Path) -> str | None:
+    """The prepared-data folder a checkpoint's run trained on, as its DataModule recorded it."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    return next((v.get("prepared_dir") for k, v in state.items()
+                 if k.endswith("DataModule") and isinstance(v, dict)), None)
+
+
 def tokenizer_dir_of(ckpt: Path) -> Path:
     """The tokenizer folder of the data a checkpoint's run was prepared with."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    prepared = next((v.get("prepared_dir") for k, v in state.items()
-                     if k.endswith("DataModule") and isinstance(v, dict)), None)
+    prepared = prepared_dir_of(ckpt)
     if not prepared or not (Path(prepared) / "tokenizer").is_dir():
         raise UserError(f"{ckpt} does not say where its tokenizer is (or {prepared}/tokenizer is gone): "
                         "pass the tokenizer folder (e.g. the export/ folder of the same run)")

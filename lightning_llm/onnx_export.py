@@ -7,6 +7,8 @@ scoring and short generations; a cached decoder export is future work (see the R
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -42,11 +44,15 @@ def export_onnx(src: str | Path, out_dir: str | Path, atol: float = 1e-4) -> dic
     max_len = model.config.max_position_embeddings
     example = torch.randint(0, model.config.vocab_size, (2, min(16, max_len)))
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=max_len)
-    with atomic_dir(out_dir) as tmp:
-        torch.onnx.export(_Logits(model), (example, torch.ones_like(example)), tmp / "model.onnx", dynamo=True,
-                          input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=OPSET,
-                          dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
-                          external_data=False, verbose=False)
+    # the exporter's notes (torchvision ops it skips, axis names it merges) are not the user's business
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with atomic_dir(out_dir) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        torch.onnx.export(_Logits(model).eval(), (example, torch.ones_like(example)), tmp / "model.onnx",
+                          dynamo=True, input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          opset_version=OPSET, external_data=False, verbose=False,
+                          dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}})
         model.config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -3,34 +3,50 @@ zero/few-shot multiple-choice tasks; writes eval.json in the run dir and prints 
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.cli._app import CONF_DIR, quiet_third_party_logs, run_safely
 from lightning_llm.io import write_json
 
+log = logging.getLogger("lightning_llm")
+
 
 def evaluate(cfg: DictConfig) -> dict:
+    from torch.utils.data import DataLoader
+
     from lightning_llm.checkpoint_export import tokenizer_dir_of
     from lightning_llm.data import PretrainDataModule
+    from lightning_llm.data.datamodule import split_dataset
     from lightning_llm.evaluation.multiple_choice import evaluate_task, load_task
     from lightning_llm.evaluation.text import evaluate_text
     from lightning_llm.loading import load_model
 
     source = Path(cfg.model_path)
     model, tokenizer = load_model(source)
-    tokenizer_dir = tokenizer_dir_of(source) if source.suffix == ".ckpt" else source
-    results: dict = {"model": str(source), "splits": {}, "tasks": {}}
+    results: dict = {"model": str(source), "data": None, "splits": {}, "tasks": {}}
     if cfg.splits:
-        data = OmegaConf.to_container(cfg.data, resolve=True)
-        data["seq_len"] = min(data["seq_len"], model.config.max_position_embeddings)
-        datamodule = PretrainDataModule(data, {"path": str(tokenizer_dir)}, cfg.paths.data_dir)
-        datamodule.prepare_data()
-        datamodule.setup()
-        for split in cfg.splits:
-            loader = datamodule.eval_dataloader(split)
+        run_data = None if _data_overridden() else training_data_of(source)
+        if run_data is not None:  # the very splits the model was validated and tested on
+            log.info("Evaluating on the training run's prepared data %s (give data.* keys for other text)", run_data)
+            datasets = {split: split_dataset(run_data, split, tokenizer) for split in cfg.splits}
+            loaders = {split: DataLoader(d, batch_size=cfg.data.batch_size) for split, d in datasets.items()}
+        else:
+            data = OmegaConf.to_container(cfg.data, resolve=True)
+            data["seq_len"] = min(data["seq_len"], model.config.max_position_embeddings)
+            tokenizer_dir = tokenizer_dir_of(source) if source.suffix == ".ckpt" else source
+            datamodule = PretrainDataModule(data, {"path": str(tokenizer_dir)}, cfg.paths.data_dir)
+            datamodule.prepare_data()
+            datamodule.setup()
+            run_data = datamodule.prepared_dir
+            loaders = {split: datamodule.eval_dataloader(split) for split in cfg.splits}
+        results["data"] = str(run_data)
+        for split, loader in loaders.items():
             results["splits"][split] = evaluate_text(model, loader, cfg.max_batches)
     for task in cfg.tasks:
         results["tasks"][Path(task).stem] = evaluate_task(model, tokenizer, load_task(task), cfg.num_fewshot,
@@ -46,6 +62,25 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.get("logger"):
         _log(cfg, results)
     return results
+
+
+def training_data_of(source: Path) -> Path | None:
+    """The prepared data an llm-train run trained on, for its checkpoint or one of its export folders."""
+    from lightning_llm.checkpoint_export import prepared_dir_of
+
+    if source.suffix == ".ckpt":
+        found = prepared_dir_of(source)
+    else:
+        metrics = source.resolve().parent / "metrics.json"  # <run dir>/export*, next to metrics.json
+        found = json.loads(metrics.read_text()).get("prepared_data") if metrics.is_file() else None
+    return Path(found) if found and (Path(found) / "manifest.json").is_file() else None
+
+
+def _data_overridden() -> bool:
+    """Whether the command line names other text than the training run's (batch sizes do not count)."""
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in HydraConfig.get().overrides.task]
+    loading = ("data.batch_size", "data.eval_batch_size", "data.num_workers")
+    return any(k in ("data", "paths.data_dir") or (k.startswith("data.") and k not in loading) for k in keys)
 
 
 def _log(cfg: DictConfig, results: dict) -> None:

@@ -87,6 +87,7 @@ def train(cfg: DictConfig) -> dict | None:
                         default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
+    trainer.limit_val_batches = 1.0  # trainer.limit_val_batches is for the checks during training only
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     weights = trainer.strategy.lightning_module_state_dict()  # gathered in full, also under FSDP

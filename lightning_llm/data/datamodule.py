@@ -37,6 +37,18 @@ class PackedDataset(Dataset):
                 "label_bytes": torch.from_numpy(self.token_bytes[row[1:]].astype(np.int16))}
 
 
+def split_dataset(prepared: str | Path, split: str, tokenizer=None) -> PackedDataset:
+    """One split of a prepared folder; `tokenizer` (default: the folder's own) must be the one it was made with."""
+    folder = Path(prepared)
+    manifest = read_manifest(folder)
+    if split not in manifest["splits"]:
+        raise UserError(f"{folder} has no split {split!r} (it has {sorted(manifest['splits'])})")
+    tokenizer = tokenizer or load_tokenizer(folder / "tokenizer")
+    check_tokenizer(manifest, tokenizer, folder)
+    shards = [folder / "shards" / s["file"] for s in manifest["splits"][split]["shards"]]
+    return PackedDataset(shards, token_byte_lengths(tokenizer))
+
+
 class PretrainDataModule(L.LightningDataModule):
     """Documents in, packed token batches out; usable with a plain `lightning.Trainer`.
 

@@ -191,9 +191,9 @@ def test_eval_reproduces_the_training_test_metrics_and_scores_tasks(trained: Pat
 
     (tmp_path / "harness").mkdir()
     (tmp_path / "harness" / "tiny_mc.yaml").write_text(HARNESS_TASK.format(data=tasks))
-    proc = llm("eval", f"model_path={trained / 'export'}", f"data.data_files.train={corpus_dir}/*.txt",
-               "data.seq_len=32", "data.batch_size=8", f"paths.data_dir={trained.parent}/data", "max_batches=20",
-               f"tasks=[{tasks}]", "num_fewshot=1", f"hydra.run.dir={tmp_path / 'eval'}", "harness.tasks=[tiny_mc]",
+    # no data keys: the run's own prepared data, found through <run>/metrics.json
+    proc = llm("eval", f"model_path={trained / 'export'}", "data.batch_size=8", "max_batches=20", f"tasks=[{tasks}]",
+               "num_fewshot=1", f"hydra.run.dir={tmp_path / 'eval'}", "harness.tasks=[tiny_mc]",
                f"harness.include_path={tmp_path / 'harness'}", "logger=wandb", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
@@ -201,12 +201,17 @@ def test_eval_reproduces_the_training_test_metrics_and_scores_tasks(trained: Pat
     assert harness["sample_len"] == 4 and 0 <= harness["acc"] <= 1 and "acc_norm" in harness
     assert "wandb sync" in proc.stdout and list((tmp_path / "eval" / "wandb").glob("offline-run-*"))
     trained_metrics = json.loads((trained / "metrics.json").read_text())
-    for key in ("loss", "bpb"):  # the same model, tokenizer, documents and batches as the training run's test
+    for key in ("loss", "bpb"):  # the same model, tokenizer, documents and batches as the training run's
+        assert result["splits"]["validation"][key] == pytest.approx(trained_metrics["val"][key], rel=1e-4)
         assert result["splits"]["test"][key] == pytest.approx(trained_metrics["test"][key], rel=1e-4)
+    assert result["data"] == trained_metrics["prepared_data"]
     assert result["tasks"]["tiny_task"]["n"] == 4 and 0 <= result["tasks"]["tiny_task"]["acc"] <= 1
     assert "tiny_task" in proc.stdout and "acc_norm" in proc.stdout
 
     bad = tmp_path / "bad_task.jsonl"
     bad.write_text('{"context": "a", "choices": ["b", "c"], "label": 0}\n{"context": "a", "choices": ["b"]}\n')
-    proc = llm("eval", f"model_path={trained / 'export'}", "splits=[]", f"tasks=[{bad}]", cwd=tmp_path)
+    proc = llm("eval", f"model_path={trained / 'export'}", "splits=[test]", f"tasks=[{bad}]", "max_batches=1",
+               f"data.data_files.train={corpus_dir}/*.txt", "data.seq_len=32", f"paths.data_dir={tmp_path}/data",
+               f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)  # other text: prepared with the model's tokenizer
     assert proc.returncode == 2 and "bad_task.jsonl:2: not a task line" in proc.stderr
+    assert list((tmp_path / "data").glob("*/manifest.json"))
