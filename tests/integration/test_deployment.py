@@ -169,3 +169,16 @@ def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, co
 
     missing = llm("train", "recipe=distill", "logger=none", f"hydra.run.dir={tmp_path / 'x'}", cwd=tmp_path)
     assert missing.returncode == 2 and "recipe=distill needs its teacher" in missing.stderr
+
+
+def test_a_teacher_with_another_tokenizer_is_refused(trained: Path):
+    from transformers import AutoTokenizer
+
+    from lightning_llm.distillation import check_teacher_tokenizer
+
+    same = AutoTokenizer.from_pretrained(trained / "export")
+    check_teacher_tokenizer(trained / "export", same)
+    other = AutoTokenizer.from_pretrained(trained / "export")
+    other.add_tokens(["<extra>"])
+    with pytest.raises(UserError, match="uses another tokenizer than the student's data"):
+        check_teacher_tokenizer(trained / "export", other)
