@@ -7,6 +7,7 @@ Hugging Face folder (config.json, model.safetensors, generation_config.json, tok
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +35,8 @@ def export(cfg: DictConfig) -> Path:
         raise UserError(f"model_path={source}: give a .ckpt of an llm-train run or an exported model folder")
     if source.is_dir() and (missing := missing_export_files(source)):
         raise UserError(f"{source} is not a complete export: missing {', '.join(missing)}")
+    if source.is_dir() and "quantization_config" in json.loads((source / "config.json").read_text()):
+        raise UserError(f"{source} is already quantized: export from the full-precision export/ or a .ckpt")
     if cfg.format == "hf" and not cfg.quantize:
         if source.is_dir():
             raise UserError(f"{source} is already a Hugging Face folder: add quantize=int8 or format=onnx")

@@ -52,6 +52,8 @@ def test_int8_export_is_smaller_loads_in_transformers_and_keeps_the_loss(trained
     from lightning_llm.loading import load_model
     from lightning_llm.quantize import DynamicInt8Linear
 
+    with pytest.raises(UserError, match="is already quantized"):
+        export(export_cfg(f"model_path={out}", "format=onnx"))
     fast, _ = load_model(out)  # what llm-generate and llm-eval run on CPU
     assert isinstance(fast.model.layers[0].mlp.up_proj, DynamicInt8Linear)
     assert isinstance(fast.lm_head, DynamicInt8Linear)
