@@ -20,12 +20,9 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     was_training = model.training
     model.eval()
     for prompt in prompts:
-        if not prompt:
-            raise UserError("empty prompt: give some text to continue, e.g. prompt='To be, or not'")
+        check_prompt(prompt, 0, 0, None)
         ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
-        if limit and ids.shape[1] + max_new_tokens > limit:
-            raise UserError(f"prompt of {ids.shape[1]} tokens + max_new_tokens={max_new_tokens} exceeds the model's "
-                            f"context of {limit} tokens: shorten the prompt or lower max_new_tokens")
+        check_prompt(prompt, ids.shape[1], max_new_tokens, limit)
         sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} \
             if temperature > 0 else {"do_sample": False}
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
@@ -33,3 +30,12 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
         outs.append(tokenizer.decode(out[0], skip_special_tokens=True))
     model.train(was_training)
     return outs
+
+
+def check_prompt(prompt: str, n_tokens: int, max_new_tokens: int, context: int | None) -> None:
+    """An empty prompt, or one that leaves no room for `max_new_tokens` in the context, is a clear error."""
+    if not prompt:
+        raise UserError("empty prompt: give some text to continue, e.g. prompt='To be, or not'")
+    if context and n_tokens + max_new_tokens > context:
+        raise UserError(f"prompt of {n_tokens} tokens + max_new_tokens={max_new_tokens} exceeds the model's "
+                        f"context of {context} tokens: shorten the prompt or lower max_new_tokens")

@@ -15,7 +15,8 @@ from lightning_llm.errors import UserError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="llm-generate", description=__doc__.splitlines()[0])
-    p.add_argument("model", type=Path, help="an export/ folder of llm-train (or any HF causal-LM folder), or a .ckpt")
+    p.add_argument("model", type=Path, help="an export/ folder of llm-train (or any HF causal-LM folder), a .ckpt, "
+                   "or an ONNX export (run in onnxruntime)")
     p.add_argument("prompts", nargs="+", help="text to continue; '-' reads one prompt from stdin")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
@@ -33,6 +34,8 @@ def run(args: argparse.Namespace) -> list[str]:
     from lightning_llm.loading import load_model
 
     prompts = [sys.stdin.read() if p == "-" else p for p in args.prompts]
+    if (args.model / "model.onnx").is_file():
+        return [_onnx(args, prompt) for prompt in prompts]
     model, tokenizer = load_model(args.model)
     streamer = TextStreamer(tokenizer, skip_special_tokens=True) if args.stream else None
     outs = []
@@ -42,6 +45,26 @@ def run(args: argparse.Namespace) -> list[str]:
         if not args.stream:
             print(outs[-1])
     return outs
+
+
+def _onnx(args: argparse.Namespace, prompt: str) -> str:
+    """An ONNX export runs in onnxruntime; the continuation streams as it grows."""
+    from lightning_llm.onnx_generation import onnx_generate
+
+    shown = ""
+
+    def show(text: str) -> None:
+        nonlocal shown
+        if text.startswith(shown) and not text.endswith("\ufffd"):  # wait out half a UTF-8 character
+            print(text[len(shown):], end="", flush=True)
+            shown = text
+
+    if args.stream:
+        print(prompt, end="", flush=True)
+    out = onnx_generate(args.model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
+                        on_text=show if args.stream else None)
+    print("" if args.stream else out)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

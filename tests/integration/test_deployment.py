@@ -85,6 +85,15 @@ def test_onnx_export_runs_in_onnxruntime_with_the_same_logits(trained: Path, tmp
     with pytest.raises(UserError, match="is an ONNX export: run it with onnxruntime"):
         load_model(tmp_path / "onnx")
 
+    from lightning_llm.cli.generate import parse_args, run
+
+    greedy = ["The king", "--temperature", "0", "--max-new-tokens", "12", "--no-stream"]
+    assert run(parse_args([str(tmp_path / "onnx"), *greedy])) == run(parse_args([str(trained / "export"), *greedy]))
+    sampled = run(parse_args([str(tmp_path / "onnx"), "The king", "--seed", "3", "--max-new-tokens", "8"]))
+    assert sampled[0].startswith("The king") and len(sampled[0]) > len("The king")
+    with pytest.raises(UserError, match="exceeds the model's context"):
+        run(parse_args([str(tmp_path / "onnx"), "The king", "--max-new-tokens", "100"]))
+
 
 def test_exports_name_what_is_missing(trained: Path, tmp_path, capsys):
     from lightning_llm.cli.export import export

@@ -49,3 +49,16 @@ def test_cpu_int8_linear_matches_the_float_one_closely():
     assert isinstance(model.lm_head, DynamicInt8Linear)
     got = model.lm_head(x)
     assert got.shape == want.shape and (got - want).abs().max() < 0.02 * want.abs().max()
+
+
+def test_onnx_sampling_is_greedy_at_zero_temperature_and_respects_top_k_and_top_p():
+    import numpy as np
+
+    from lightning_llm.onnx_generation import sample_next
+
+    rng = np.random.default_rng(0)
+    logits = np.array([0.1, 2.0, 1.9, -1.0])
+    assert sample_next(logits, rng, temperature=0) == 1
+    assert {sample_next(logits, rng, temperature=1.0, top_k=2) for _ in range(200)} == {1, 2}
+    assert {sample_next(logits, rng, temperature=1.0, top_k=None, top_p=0.3) for _ in range(50)} == {1}
+    assert len({sample_next(logits, rng, temperature=5.0, top_k=None) for _ in range(400)}) == 4
