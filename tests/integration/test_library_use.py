@@ -1,8 +1,10 @@
-"""The README's library example: our DataModule and LightningModule with a plain Lightning Trainer."""
+"""The README's library examples: our DataModule and LightningModules with a plain Lightning Trainer."""
 
 import lightning as L
 
 from lightning_llm.data import PretrainDataModule
+from lightning_llm.distillation import DistillationModule
+from lightning_llm.export import export_hf
 from lightning_llm.module import CausalLMModule
 from tests.conftest import TINY_MODEL
 
@@ -26,6 +28,17 @@ def test_plain_trainer_learns_and_reports_bits_per_byte(corpus_dir, tmp_path):
 
     reloaded = CausalLMModule.load_from_checkpoint(_save(trainer, tmp_path), weights_only=True)
     assert reloaded.hparams.config == TINY_MODEL and reloaded.model.config.vocab_size == dm.vocab_size
+
+    # the README's distillation example: that model as the teacher of a smaller student, still no Hydra
+    export_hf(model.model, dm.tokenizer, tmp_path / "teacher")
+    student = DistillationModule(teacher=str(tmp_path / "teacher"), temperature=2.0, kd_weight=1.0, ce_weight=0.0,
+                                 vocab_size=dm.vocab_size, config={**TINY_MODEL, "hidden_size": 32},
+                                 optim={"lr": 3e-3, "warmup_steps": 5})
+    batch = next(iter(dm.val_dataloader()))
+    kd_before = student.training_loss(batch)[1]["kd"]
+    L.Trainer(max_steps=40, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, default_root_dir=tmp_path).fit(student, datamodule=dm)
+    assert student.training_loss(batch)[1]["kd"] < 0.7 * kd_before  # pulled toward the teacher
 
 
 def _save(trainer, tmp_path):
