@@ -46,7 +46,7 @@ def quantize_export(src: str | Path, out_dir: str | Path, scheme: str = "int8") 
     from lightning_llm.io import atomic_dir
     from lightning_llm.loading import load_model
 
-    model, _ = load_model(src, cpu_int8=False, quantization_config=quantization_config(scheme), device_map="cpu")
+    model, _ = load_model(src, cpu_int8=False, quantization_config=quantization_config(scheme))
     tokenizer = AutoTokenizer.from_pretrained(src)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
