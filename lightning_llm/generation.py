@@ -20,7 +20,6 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     was_training = model.training
     model.eval()
     for prompt in prompts:
-        check_prompt(prompt, 0, 0, None)
         ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
         check_prompt(prompt, ids.shape[1], max_new_tokens, limit)
         sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} \

@@ -4,7 +4,7 @@ On disk: int8 per-channel weights through torchao and transformers' `TorchAoConf
 ordinary Hugging Face folder (`config.json` records the quantization, weights stay safetensors) that
 `AutoModelForCausalLM.from_pretrained` loads as is wherever torchao is installed, GPUs included.
 
-At run time on CPU: torchao 0.18 has no fast int8 CPU kernel (its int8 linears ran at 0.84x of fp32 here),
+At run time on CPU: torchao 0.18 has no fast int8 CPU kernel (its int8 linears ran at 0.70-1.03x of fp32 here),
 so `cpu_int8_kernels` moves the same int8 weights and scales into PyTorch's fbgemm dynamic-int8 linears
 (activations quantized to 8 bits per call), and quantizes the tied output head the same way: the biggest
 matrix of a small model, kept in float on disk because it is also the input embedding.
@@ -41,13 +41,10 @@ def quantization_config(scheme: str):
 
 def quantize_export(src: str | Path, out_dir: str | Path, scheme: str = "int8") -> Path:
     """Quantize an exported folder `src` into `out_dir` (model + tokenizer + generation config)."""
-    from transformers import AutoTokenizer
-
     from lightning_llm.io import atomic_dir
     from lightning_llm.loading import load_model
 
-    model, _ = load_model(src, cpu_int8=False, quantization_config=quantization_config(scheme))
-    tokenizer = AutoTokenizer.from_pretrained(src)
+    model, tokenizer = load_model(src, cpu_int8=False, quantization_config=quantization_config(scheme))
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
