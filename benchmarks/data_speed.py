@@ -18,9 +18,9 @@ from pathlib import Path
 
 from lightning_llm.data.cleaning.run import clean_corpus
 from lightning_llm.data.config import DataConfig
-from lightning_llm.data.corpora import corpus_files
 from lightning_llm.data.packing import pack
 from lightning_llm.data.sources import source_readers
+from lightning_llm.data.sources.corpora import corpus_files
 from lightning_llm.data.tokenizer import train_bpe
 
 WORKERS = 2

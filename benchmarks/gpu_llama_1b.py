@@ -21,8 +21,8 @@ from benchmarks.common import StepTimer, random_shard
 from lightning_llm.data.datamodule import PackedDataset
 from lightning_llm.data.sampling import GlobalBatchSampler
 from lightning_llm.models.flops import flops_per_token, peak_flops
-from lightning_llm.module import CausalLMModule
-from lightning_llm.parallel import fsdp2_strategy
+from lightning_llm.training.module import CausalLMModule
+from lightning_llm.training.parallel import fsdp2_strategy
 
 LLAMA_1B = {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22, "num_attention_heads": 32,
             "num_key_value_heads": 4, "max_position_embeddings": 2048, "tie_word_embeddings": False}

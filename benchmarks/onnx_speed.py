@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lightning_llm.generation import generate
-from lightning_llm.loading import load_model
-from lightning_llm.onnx_export import export_onnx
-from lightning_llm.onnx_generation import onnx_generate
+from lightning_llm.export.onnx import export_onnx
+from lightning_llm.inference.generation import generate
+from lightning_llm.inference.loading import load_model
+from lightning_llm.inference.onnx_generation import onnx_generate
 
 PROMPTS = ["To be, or not to be", "ROMEO.", "Enter the KING", "My lord, I"]
 

@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader
 
 from lightning_llm.data.datamodule import split_dataset
 from lightning_llm.evaluation.text import evaluate_text
-from lightning_llm.loading import load_model
-from lightning_llm.quantize import quantize_export
+from lightning_llm.export.quantize import quantize_export
+from lightning_llm.inference.loading import load_model
 
 PROMPTS = ["To be, or not to be", "ROMEO.", "Enter the KING", "My lord, I"]
 
@@ -66,7 +66,7 @@ def table(rows: list[tuple], quality: bool) -> None:
 def large_export(tokenizer_src: Path, out_dir: Path) -> Path:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from lightning_llm.export import export_hf
+    from lightning_llm.export.hf import export_hf
 
     config = LlamaConfig(vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
                          num_attention_heads=12, max_position_embeddings=512, tie_word_embeddings=True)

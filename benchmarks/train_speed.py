@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from benchmarks.common import StepTimer, random_shard
 from lightning_llm.data.datamodule import PackedDataset
 from lightning_llm.data.sampling import GlobalBatchSampler
-from lightning_llm.module import CausalLMModule
+from lightning_llm.training.module import CausalLMModule
 
 SHAPES = {  # name: (layers, heads, dims, block, batch)
     "nanoGPT CPU (4L/4H/128d, block 64, batch 12)": (4, 4, 128, 64, 12),

@@ -18,12 +18,14 @@ _LAZY = {
     "PretrainDataModule": "lightning_llm.data",
     "DataConfig": "lightning_llm.data",
     "TokenizerConfig": "lightning_llm.data",
-    "CausalLMModule": "lightning_llm.module",
-    "DistillationModule": "lightning_llm.distillation",
+    "CausalLMModule": "lightning_llm.training.module",
+    "DistillationModule": "lightning_llm.training.distillation",
     "InitConfig": "lightning_llm.models",
-    "OptimConfig": "lightning_llm.optim",
-    "LanguageModelMetrics": "lightning_llm.metrics",
+    "OptimConfig": "lightning_llm.training.optim",
+    "LanguageModelMetrics": "lightning_llm.evaluation.metrics",
     "export_hf": "lightning_llm.export",
+    "load_model": "lightning_llm.inference",
+    "generate": "lightning_llm.inference",
 }
 __all__ = sorted(_LAZY)
 

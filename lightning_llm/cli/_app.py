@@ -1,4 +1,5 @@
-"""What every Hydra entry point shares: where the configs live, the `llm_cache` resolver, one-line errors."""
+"""What every Hydra entry point shares: where the configs and recipes live, the `llm_cache` resolver,
+one-line errors."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 import lightning_llm
@@ -15,22 +18,57 @@ from lightning_llm.errors import UserError
 from lightning_llm.paths import cache_dir
 
 _PKG = Path(lightning_llm.__file__).parent
-# Installed wheels carry the configs inside the package; a source checkout keeps them at the top level.
-CONF_DIR = str(_PKG / "conf" if (_PKG / "conf").is_dir() else _PKG.parent / "conf")
+# Installed wheels carry conf/ and recipes/ inside the package; a source checkout keeps them at the top level.
+_ROOT = _PKG if (_PKG / "conf").is_dir() else _PKG.parent
+CONF_DIR = str(_ROOT / "conf")
+RECIPES_DIR = _ROOT / "recipes"
 
 if not OmegaConf.has_resolver("llm_cache"):
     OmegaConf.register_new_resolver("llm_cache", lambda: str(cache_dir()))
 
 
+def register_recipes(folder: Path = RECIPES_DIR) -> None:
+    """Each recipes/NAME.yaml becomes the option NAME of the `recipe` group (`llm-train recipe=NAME`).
+
+    Recipes live at the top of the project, not inside conf/: whole experiments next to the parts they
+    combine. Users add their own as recipe/NAME.yaml under a folder in `hydra.searchpath`.
+    """
+    store = ConfigStore.instance()
+    for path in sorted(folder.glob("*.yaml")):
+        store.store(group="recipe", name=path.stem, node=OmegaConf.load(path), package="_global_")
+
+
+register_recipes()
+
+
 def check_recipe_arg(argv: list[str]) -> None:
     """Hydra's error for an unknown group option is a page long; name the recipe and the choices instead."""
-    recipes = Path(CONF_DIR) / "recipe"
+    if any(arg.startswith(("hydra.searchpath", "+hydra.searchpath")) for arg in argv):
+        return  # the user's own recipe folders: Hydra knows them
     for arg in argv:
         if arg.startswith("recipe="):
             name = arg.split("=", 1)[1]
-            if not (recipes / f"{name}.yaml").exists():
-                known = sorted(p.stem for p in recipes.glob("*.yaml"))
+            if not (RECIPES_DIR / f"{name}.yaml").exists():
+                known = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
                 _fail(f"unknown recipe {name!r} (no recipes/{name}.yaml); choose one of {known}")
+
+
+def hydra_main(config_name: str, fn: Callable[[DictConfig], object], argv_hook=check_recipe_arg
+               ) -> Callable[[], None]:
+    """The console entry point of a Hydra command: `argv_hook` sees (and may rewrite) the arguments first,
+    then `fn(cfg)` runs on the composed config `conf/<config_name>.yaml`, a `UserError` as one line."""
+
+    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
+    def _run(cfg: DictConfig) -> None:
+        quiet_third_party_logs()
+        run_safely(fn, cfg)
+
+    def main() -> None:
+        if argv_hook is not None:
+            sys.argv[1:] = argv_hook(sys.argv[1:]) or sys.argv[1:]
+        _run()
+
+    return main
 
 
 def run_safely(fn: Callable[[DictConfig], object], cfg: DictConfig) -> object:

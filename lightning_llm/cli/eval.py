@@ -3,48 +3,28 @@ zero/few-shot multiple-choice tasks; writes eval.json in the run dir and prints 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_llm.cli._app import CONF_DIR, quiet_third_party_logs, run_safely
+from lightning_llm.cli._app import hydra_main
 from lightning_llm.io import write_json
 
 log = logging.getLogger("lightning_llm")
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    from torch.utils.data import DataLoader
-
-    from lightning_llm.checkpoint_export import tokenizer_dir_of
-    from lightning_llm.data import PretrainDataModule
-    from lightning_llm.data.datamodule import split_dataset
     from lightning_llm.evaluation.multiple_choice import evaluate_task, load_task
     from lightning_llm.evaluation.text import evaluate_text
-    from lightning_llm.loading import load_model
+    from lightning_llm.inference import load_model
 
     source = Path(cfg.model_path)
     model, tokenizer = load_model(source)
     results: dict = {"model": str(source), "data": None, "splits": {}, "tasks": {}}
     if cfg.splits:
-        run_data = None if _data_overridden() else training_data_of(source)
-        if run_data is not None:  # the very splits the model was validated and tested on
-            log.info("Evaluating on the training run's prepared data %s (give data.* keys for other text)", run_data)
-            datasets = {split: split_dataset(run_data, split, tokenizer) for split in cfg.splits}
-            loaders = {split: DataLoader(d, batch_size=cfg.data.batch_size) for split, d in datasets.items()}
-        else:
-            data = OmegaConf.to_container(cfg.data, resolve=True)
-            data["seq_len"] = min(data["seq_len"], model.config.max_position_embeddings)
-            tokenizer_dir = tokenizer_dir_of(source) if source.suffix == ".ckpt" else source
-            datamodule = PretrainDataModule(data, {"path": str(tokenizer_dir)}, cfg.paths.data_dir)
-            datamodule.prepare_data()
-            datamodule.setup()
-            run_data = datamodule.prepared_dir
-            loaders = {split: datamodule.eval_dataloader(split) for split in cfg.splits}
+        run_data, loaders = _text_loaders(cfg, source, model, tokenizer)
         results["data"] = str(run_data)
         for split, loader in loaders.items():
             results["splits"][split] = evaluate_text(model, loader, cfg.max_batches)
@@ -64,16 +44,25 @@ def evaluate(cfg: DictConfig) -> dict:
     return results
 
 
-def training_data_of(source: Path) -> Path | None:
-    """The prepared data an llm-train run trained on, for its checkpoint or one of its export folders."""
-    from lightning_llm.checkpoint_export import prepared_dir_of
+def _text_loaders(cfg: DictConfig, source: Path, model, tokenizer) -> tuple[Path, dict]:
+    """(prepared folder, {split: loader}): the training run's own splits, or the text the data keys name."""
+    from torch.utils.data import DataLoader
 
-    if source.suffix == ".ckpt":
-        found = prepared_dir_of(source)
-    else:
-        metrics = source.resolve().parent / "metrics.json"  # <run dir>/export*, next to metrics.json
-        found = json.loads(metrics.read_text()).get("prepared_data") if metrics.is_file() else None
-    return Path(found) if found and (Path(found) / "manifest.json").is_file() else None
+    from lightning_llm.data import PretrainDataModule
+    from lightning_llm.data.datamodule import split_dataset
+    from lightning_llm.data.run_data import prepared_data_of, tokenizer_dir_of
+
+    run_data = None if _data_overridden() else prepared_data_of(source)
+    if run_data is not None:  # the very splits the model was validated and tested on
+        log.info("Evaluating on the training run's prepared data %s (give data.* keys for other text)", run_data)
+        return run_data, {split: DataLoader(split_dataset(run_data, split, tokenizer), batch_size=cfg.data.batch_size)
+                          for split in cfg.splits}
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data["seq_len"] = min(data["seq_len"], model.config.max_position_embeddings)
+    datamodule = PretrainDataModule(data, {"path": str(tokenizer_dir_of(source))}, cfg.paths.data_dir)
+    datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule.prepared_dir, {split: datamodule.eval_dataloader(split) for split in cfg.splits}
 
 
 def _data_overridden() -> bool:
@@ -86,7 +75,7 @@ def _data_overridden() -> bool:
 def _log(cfg: DictConfig, results: dict) -> None:
     from hydra.utils import instantiate
 
-    from lightning_llm.tracking import sync_hint
+    from lightning_llm.training.tracking import sync_hint
 
     logger = instantiate(cfg.logger)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -110,10 +99,7 @@ def _table(results: dict) -> str:
     return "\n".join(rows)
 
 
-@hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    quiet_third_party_logs()
-    run_safely(evaluate, cfg)
+main = hydra_main("eval", evaluate)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> list[str]:
     from transformers import TextStreamer
 
-    from lightning_llm.generation import generate
-    from lightning_llm.loading import load_model
+    from lightning_llm.inference.generation import generate
+    from lightning_llm.inference.loading import load_model
 
     prompts = [sys.stdin.read() if p == "-" else p for p in args.prompts]
     if (args.model / "model.onnx").is_file():
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
 def _onnx(args: argparse.Namespace, prompt: str) -> str:
     """An ONNX export runs in onnxruntime; the continuation streams as it grows."""
-    from lightning_llm.onnx_generation import onnx_generate
+    from lightning_llm.inference.onnx_generation import onnx_generate
 
     shown = ""
 

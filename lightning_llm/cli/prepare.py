@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_llm.cli._app import CONF_DIR, check_recipe_arg, quiet_third_party_logs, run_safely
+from lightning_llm.cli._app import hydra_main
 from lightning_llm.data import PretrainDataModule
 from lightning_llm.data.pipeline import read_manifest
 
@@ -29,15 +27,7 @@ def prepare(cfg: DictConfig) -> dict:
     return manifest
 
 
-@hydra.main(config_path=CONF_DIR, config_name="prepare", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
-    quiet_third_party_logs()
-    run_safely(prepare, cfg)
-
-
-def main() -> None:
-    check_recipe_arg(sys.argv[1:])
-    _main()
+main = hydra_main("prepare", prepare)
 
 
 if __name__ == "__main__":

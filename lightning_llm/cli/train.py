@@ -1,14 +1,16 @@
-"""`llm-train`: prepare data, train, validate, test, export, sample; outputs in the Hydra run dir."""
+"""`llm-train`: prepare data, train, validate, test, export, sample; outputs in the Hydra run dir.
+
+`train(cfg)` reads top to bottom: build the data, the module, the logger and the trainer; fit, validate
+and test; then (rank 0) export, write metrics.json and print samples.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
-import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -18,64 +20,102 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_llm.callbacks import LossCurves, TaskEval, TextSamples, ThroughputMFU
-from lightning_llm.checkpointing import RunIdInCheckpoint, check_same_model, resolve_resume, wandb_id_of
-from lightning_llm.cli._app import CONF_DIR, check_recipe_arg, quiet_third_party_logs, run_safely
+from lightning_llm.cli._app import hydra_main
 from lightning_llm.data import PretrainDataModule
 from lightning_llm.data.cleaning.report import log_to_wandb
 from lightning_llm.data.pipeline import REPORT
-from lightning_llm.distillation import DistillationModule, check_teacher_tokenizer
+from lightning_llm.data.run_data import METRICS, PREPARED_KEY
 from lightning_llm.errors import UserError
 from lightning_llm.export import export_hf
-from lightning_llm.generation import generate
+from lightning_llm.inference import generate
 from lightning_llm.io import write_json
-from lightning_llm.module import CausalLMModule, student_hparams
-from lightning_llm.parallel import check_multirun
-from lightning_llm.precision import resolve_precision
-from lightning_llm.tracking import sync_hint
+from lightning_llm.training.callbacks import LossCurves, TaskEval, TextSamples, ThroughputMFU
+from lightning_llm.training.checkpointing import RunIdInCheckpoint, check_same_model, resolve_resume, wandb_id_of
+from lightning_llm.training.distillation import DistillationModule, check_teacher_tokenizer
+from lightning_llm.training.module import CausalLMModule
+from lightning_llm.training.parallel import check_multirun, full_model
+from lightning_llm.training.precision import resolve_precision
+from lightning_llm.training.tracking import sync_hint
 
 log = logging.getLogger("lightning_llm")
 
 
 def train(cfg: DictConfig) -> dict | None:
     start = time.perf_counter()
-    if cfg.distill is not None and OmegaConf.is_missing(cfg.distill, "teacher"):
-        raise UserError("recipe=distill needs its teacher: add distill.teacher=<the export/ folder of a trained "
-                        "model>, e.g. of an llm-train run of the default recipe")
     run_dir = Path(cfg.paths.output_dir)
-    strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
-    check_multirun(HydraConfig.get().mode == RunMode.MULTIRUN, strategy, cfg.trainer.devices)
+    strategy = _strategy(cfg)
     ckpt_path = resolve_resume(cfg.resume, cfg.ckpt_path, run_dir / "checkpoints")
     L.seed_everything(cfg.seed, workers=True)
 
+    datamodule = build_data(cfg)
+    module = build_module(cfg, datamodule)
+    check_same_model(ckpt_path, module.hparams)
+    logger = build_logger(cfg, ckpt_path, datamodule)
+    trainer = build_trainer(cfg, run_dir, strategy, logger, datamodule)
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    trainer.limit_val_batches = 1.0  # trainer.limit_val_batches is for the checks during training only
+    val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    weights = trainer.strategy.lightning_module_state_dict()  # gathered in full, also under FSDP
+    if not trainer.is_global_zero:
+        return None
+    return finish(cfg, run_dir, trainer, module, datamodule, full_model(module, weights), val, test, start)
+
+
+def _strategy(cfg: DictConfig):
+    if cfg.distill is not None and OmegaConf.is_missing(cfg.distill, "teacher"):
+        raise UserError("recipe=distill needs its teacher: add distill.teacher=<the export/ folder of a trained "
+                        "model>, e.g. of an llm-train run of the default recipe")
+    strategy = instantiate(cfg.strategy) if isinstance(cfg.strategy, DictConfig) else cfg.strategy
+    check_multirun(HydraConfig.get().mode == RunMode.MULTIRUN, strategy, cfg.trainer.devices)
+    return strategy
+
+
+def build_data(cfg: DictConfig) -> PretrainDataModule:
     datamodule = PretrainDataModule(_plain(cfg.data), _plain(cfg.tokenizer), cfg.paths.data_dir, seed=cfg.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    student = dict(vocab_size=datamodule.vocab_size, arch=cfg.model.arch, config=_plain(cfg.model.config),
-                   init=_plain(cfg.model.init), optim=_plain(cfg.optim),
-                   eos_token_id=datamodule.tokenizer.eos_token_id, compile=cfg.model.compile,
-                   activation_checkpointing=cfg.model.activation_checkpointing,
-                   on_nonfinite_loss=cfg.on_nonfinite_loss)
+    return datamodule
+
+
+def build_module(cfg: DictConfig, datamodule: PretrainDataModule) -> CausalLMModule:
+    m = cfg.model
+    student = dict(vocab_size=datamodule.vocab_size, arch=m.arch, config=_plain(m.config), init=_plain(m.init),
+                   optim=_plain(cfg.optim), eos_token_id=datamodule.tokenizer.eos_token_id, compile=m.compile,
+                   activation_checkpointing=m.activation_checkpointing, on_nonfinite_loss=cfg.on_nonfinite_loss)
     if cfg.distill and cfg.distill.teacher:
-        check_teacher_tokenizer(cfg.distill.teacher, datamodule.tokenizer)
-        module = DistillationModule(teacher=cfg.distill.teacher, temperature=cfg.distill.temperature,
-                                    kd_weight=cfg.distill.kd_weight, ce_weight=cfg.distill.ce_weight, **student)
-        log.info("Distilling from %s (%.2fM parameters)", cfg.distill.teacher, module.teacher.num_parameters() / 1e6)
+        d = cfg.distill
+        check_teacher_tokenizer(d.teacher, datamodule.tokenizer)
+        module = DistillationModule(teacher=d.teacher, temperature=d.temperature, kd_weight=d.kd_weight,
+                                    ce_weight=d.ce_weight, **student)
+        log.info("Distilling from %s (%.2fM parameters)", d.teacher, module.teacher.num_parameters() / 1e6)
     else:
         module = CausalLMModule(**student)
-    check_same_model(ckpt_path, module.hparams)
-    log.info("Model: %s, %.2fM parameters (%.2fM without embeddings)", cfg.model.arch,
+    log.info("Model: %s, %.2fM parameters (%.2fM without embeddings)", m.arch,
              module.model.num_parameters() / 1e6, module.model.num_parameters(exclude_embeddings=True) / 1e6)
+    return module
 
-    logger = _logger(cfg, wandb_id_of(ckpt_path))
-    throughput = ThroughputMFU(cfg.perf.every_n_steps)
+
+def build_logger(cfg: DictConfig, ckpt_path: str | None, datamodule: PretrainDataModule):
+    """The configured logger (False for none), continuing the W&B run of a resumed checkpoint."""
+    if not cfg.get("logger"):
+        return False
+    wandb_id = wandb_id_of(ckpt_path)
+    extra = {"id": wandb_id} if wandb_id and cfg.logger._target_.endswith("wandb_logger") else {}
+    logger = instantiate(cfg.logger, **extra)
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0 and not ckpt_path:
         log_to_wandb(json.loads((datamodule.prepared_dir / REPORT).read_text()), logger.experiment)
+    return logger
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, datamodule: PretrainDataModule) -> L.Trainer:
     callbacks = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
                         every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
                         monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
-        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), throughput,
+        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps),
         TaskEval(datamodule.tokenizer, list(cfg.eval.tasks), cfg.eval.every_n_steps, cfg.eval.num_fewshot,
                  cfg.eval.limit),
         TextSamples(datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.every_n_steps,
@@ -83,18 +123,15 @@ def train(cfg: DictConfig) -> dict | None:
     ] + ([LearningRateMonitor(logging_interval="step")] if logger else [])
     trainer_args = _plain(cfg.trainer)
     trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])
-    trainer = L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
-                        default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    return L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
+                     default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
 
-    trainer.limit_val_batches = 1.0  # trainer.limit_val_batches is for the checks during training only
-    val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-    test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    weights = trainer.strategy.lightning_module_state_dict()  # gathered in full, also under FSDP
-    if not trainer.is_global_zero:
-        return None
-    model = _unsharded(module, weights)
+
+def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMModule,
+           datamodule: PretrainDataModule, model, val: dict, test: dict, start: float) -> dict:
+    """Export, metrics.json, samples and the closing lines (rank 0)."""
     export_hf(model, datamodule.tokenizer, run_dir / "export", max_length=cfg.data.seq_len)
+    throughput = next(c for c in trainer.callbacks if isinstance(c, ThroughputMFU))
     metrics = {
         "val": {k.split("/", 1)[1]: v for k, v in val.items()},
         "test": {k.split("/", 1)[1]: v for k, v in test.items()},
@@ -103,9 +140,9 @@ def train(cfg: DictConfig) -> dict | None:
         "parameters": module.model.num_parameters(),
         "perf": {k.split("/", 1)[1]: v for k, v in throughput.last.items()},
         "wall_time_s": round(time.perf_counter() - start, 1),
-        "prepared_data": str(datamodule.prepared_dir),
+        PREPARED_KEY: str(datamodule.prepared_dir),
     }
-    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / METRICS, metrics)
 
     samples = generate(model, datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.max_new_tokens,
                        cfg.samples.temperature, cfg.samples.top_k, seed=cfg.seed)
@@ -113,44 +150,16 @@ def train(cfg: DictConfig) -> dict | None:
     print(f"\nval/bpb {metrics['val']['bpb']:.4f}  test/bpb {metrics['test']['bpb']:.4f}  "
           f"test/ppl {metrics['test']['ppl']:.2f}  ({metrics['tokens_trained']:,} tokens, {metrics['wall_time_s']}s)")
     print(f"Outputs in {run_dir}: metrics.json, curves.png, checkpoints/, export/")
-    if hint := sync_hint(logger):
+    if hint := sync_hint(trainer.logger):
         print(f"W&B run saved offline; upload it with: {hint}")
     return metrics
-
-
-def _logger(cfg: DictConfig, wandb_id: str | None):
-    if not cfg.get("logger"):
-        return False
-    extra = {"id": wandb_id} if wandb_id and cfg.logger._target_.endswith("wandb_logger") else {}
-    logger = instantiate(cfg.logger, **extra)
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    return logger
-
-
-def _unsharded(module: CausalLMModule, weights: dict):
-    """The trained model as one plain `transformers` model (a fresh copy when the live one is sharded)."""
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    if module.device_mesh is None and not isinstance(module.trainer.strategy, FSDPStrategy):
-        return module.model
-    fresh = CausalLMModule(**student_hparams(module.hparams))
-    fresh.load_state_dict(weights, strict=False)
-    return fresh.model
 
 
 def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
-@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
-    quiet_third_party_logs()
-    run_safely(train, cfg)
-
-
-def main() -> None:
-    check_recipe_arg(sys.argv[1:])
-    _main()
+main = hydra_main("train", train)
 
 
 if __name__ == "__main__":

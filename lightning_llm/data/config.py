@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from lightning_llm.data.cleaning.config import CleaningConfig
-from lightning_llm.errors import UserError
-
-T = TypeVar("T")
 
 SPLITS = ("train", "validation", "test")
 
@@ -61,19 +58,3 @@ class TokenizerConfig:
     min_frequency: int = 2
     eos_token: str = "<|endoftext|>"
     trust_remote_code: bool = False
-
-
-def from_dict(cls: type[T], values: Any, where: str) -> T:
-    """Build dataclass `cls` from a mapping, naming the config key `where` in any error."""
-    if isinstance(values, cls):
-        return values
-    values = dict(values or {})
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise UserError(f"unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; known: {sorted(known)}")
-    kwargs = {}
-    for name, value in values.items():
-        default = known[name].default_factory() if callable(known[name].default_factory) else None
-        kwargs[name] = from_dict(type(default), value, f"{where}.{name}") if is_dataclass(default) else value
-    return cls(**kwargs)

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_llm.data.config import DataConfig, TokenizerConfig, from_dict
+from lightning_llm.config import from_dict
+from lightning_llm.data.config import DataConfig, TokenizerConfig
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
 from lightning_llm.data.sampling import GlobalBatchSampler, RankSampler
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash

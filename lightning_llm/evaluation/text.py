@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from lightning_llm.metrics import LanguageModelMetrics
+from lightning_llm.evaluation.metrics import LanguageModelMetrics, token_nats
 
 
 @torch.no_grad()
@@ -17,7 +16,7 @@ def evaluate_text(model, loader: DataLoader, max_batches: int | None = None) -> 
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
-        logits = model(input_ids=batch["input_ids"].to(model.device)).logits.float()
-        nats = F.cross_entropy(logits.flatten(0, 1), batch["labels"].to(model.device).flatten(), reduction="none")
+        logits = model(input_ids=batch["input_ids"].to(model.device)).logits
+        nats = token_nats(logits, batch["labels"].to(model.device))
         metrics.update(nats.cpu(), batch["label_bytes"])
     return {k: float(v) for k, v in metrics.compute().items()}

@@ -33,3 +33,10 @@ def build_causal_lm(config: PretrainedConfig, init: InitConfig) -> PreTrainedMod
         raise UserError(f"{config.model_type} has no causal-LM head in transformers: {str(e).splitlines()[0]}") from e
     init_weights(model, init, num_layers=config.num_hidden_layers)
     return model
+
+
+def model_from_weights(config: PretrainedConfig, state_dict: dict, prefix: str = "model.") -> PreTrainedModel:
+    """A plain model of `config` holding the weights stored under `prefix` (a LightningModule's state dict)."""
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict({k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)})
+    return model

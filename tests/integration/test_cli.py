@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lightning_llm.cli._app import CONF_DIR, check_recipe_arg
+from lightning_llm.cli._app import CONF_DIR, RECIPES_DIR, check_recipe_arg
 from tests.integration.conftest import llm, tiny
 
 
@@ -75,11 +75,11 @@ def test_bad_input_is_one_clear_line(corpus_dir, tmp_path, capsys):
         check_recipe_arg(["recipe=nosuch"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: unknown recipe 'nosuch' (no recipes/nosuch.yaml); choose one of " \
-        f"{sorted(p.stem for p in (Path(CONF_DIR) / 'recipe').glob('*.yaml'))}\n"
+        f"{sorted(p.stem for p in RECIPES_DIR.glob('*.yaml'))}\n"
 
 
 def test_every_recipe_and_option_composes():
-    recipes = sorted(p.stem for p in (Path(CONF_DIR) / "recipe").glob("*.yaml"))
+    recipes = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
     assert {"shakespeare", "tiny"} <= set(recipes)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         for recipe in recipes:
@@ -89,6 +89,11 @@ def test_every_recipe_and_option_composes():
         default = compose("train")
         assert default.data.corpus == "shakespeare" and default.logger._target_.endswith("wandb_logger")
         assert compose("prepare").data == default.data
+        for recipe in ("shakespeare", "tiny", "distill"):  # the recipes of one machine compose for every verb
+            prepare = compose("prepare", overrides=[f"recipe={recipe}"])
+            assert prepare.data == compose("train", overrides=[f"recipe={recipe}"]).data
+            assert "logger" not in prepare and "strategy" not in prepare
+            assert compose("eval", overrides=[f"recipe={recipe}", "model_path=x"]).data == prepare.data
 
 
 def test_strategy_and_slurm_configs_compose():
@@ -155,7 +160,7 @@ def test_export_from_a_checkpoint_round_trips_the_logits(trained: Path, tmp_path
     from lightning_llm.cli.export import export
     from lightning_llm.cli.generate import main as generate_main
     from lightning_llm.errors import UserError
-    from lightning_llm.module import CausalLMModule
+    from lightning_llm.training.module import CausalLMModule
 
     ckpt = trained / "checkpoints" / "last.ckpt"
     export(export_cfg(f"model_path={ckpt}", f"out={tmp_path / 'hf'}"))

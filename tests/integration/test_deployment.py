@@ -49,8 +49,8 @@ def test_int8_export_is_smaller_loads_in_transformers_and_keeps_the_loss(trained
     ids = tok("The king", return_tensors="pt").input_ids
     assert int8.generate(ids, max_new_tokens=5, do_sample=False).shape[1] == ids.shape[1] + 5
 
-    from lightning_llm.loading import load_model
-    from lightning_llm.quantize import DynamicInt8Linear
+    from lightning_llm.inference.int8 import DynamicInt8Linear
+    from lightning_llm.inference.loading import load_model
 
     with pytest.raises(UserError, match="is already quantized"):
         export(export_cfg(f"model_path={out}", "format=onnx"))
@@ -65,8 +65,8 @@ def test_onnx_export_runs_in_onnxruntime_with_the_same_logits(trained: Path, tmp
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lightning_llm.loading import load_model
-    from lightning_llm.onnx_export import onnx_session
+    from lightning_llm.inference.loading import load_model
+    from lightning_llm.inference.onnx_generation import onnx_session
 
     proc = llm("export", str(trained / "export"), str(tmp_path / "onnx"), "format=onnx", cwd=tmp_path)  # positional
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -122,7 +122,7 @@ def test_resuming_into_another_model_config_names_the_difference(trained: Path, 
 def test_harness_scores_like_our_multiple_choice(trained: Path, tmp_path):
     from lightning_llm.evaluation.harness import run_harness
     from lightning_llm.evaluation.multiple_choice import evaluate_task, load_task
-    from lightning_llm.loading import load_model
+    from lightning_llm.inference.loading import load_model
 
     questions = tmp_path / "mc.jsonl"
     choices = [" sweet lady.", " sword of death.", " zzz qq.", " night and day."]
@@ -159,7 +159,7 @@ metric_list:
 
 
 def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, corpus_dir, tmp_path):
-    from lightning_llm.checkpoint_export import load_checkpoint
+    from lightning_llm.inference.checkpoint import load_checkpoint
 
     run = tmp_path / "student"
     student = ["recipe=distill", f"distill.teacher={trained / 'export'}", f"data.data_files.train={corpus_dir}/*.txt",
@@ -186,7 +186,7 @@ def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, co
 def test_a_teacher_with_another_tokenizer_is_refused(trained: Path):
     from transformers import AutoTokenizer
 
-    from lightning_llm.distillation import check_teacher_tokenizer
+    from lightning_llm.training.distillation import check_teacher_tokenizer
 
     same = AutoTokenizer.from_pretrained(trained / "export")
     check_teacher_tokenizer(trained / "export", same)

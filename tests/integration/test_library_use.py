@@ -3,9 +3,8 @@
 import lightning as L
 
 from lightning_llm.data import PretrainDataModule
-from lightning_llm.distillation import DistillationModule
 from lightning_llm.export import export_hf
-from lightning_llm.module import CausalLMModule
+from lightning_llm.training import CausalLMModule, DistillationModule
 from tests.conftest import TINY_MODEL
 
 

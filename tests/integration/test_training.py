@@ -82,7 +82,7 @@ def test_sigkill_then_resume_auto_is_exact(corpus_dir, tmp_path):
 
 
 def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
-    from lightning_llm.checkpointing import latest_checkpoint
+    from lightning_llm.training.checkpointing import latest_checkpoint
 
     torch.save({"global_step": 5}, tmp_path / "step-0000005.ckpt")
     time.sleep(0.01)
@@ -114,7 +114,7 @@ def test_nonfinite_loss_stops_with_the_step_or_skips_the_step(corpus_dir, tmp_pa
 
     from lightning_llm.data import PretrainDataModule
     from lightning_llm.errors import UserError
-    from lightning_llm.module import CausalLMModule
+    from lightning_llm.training.module import CausalLMModule
     from tests.conftest import TINY_MODEL
 
     dm = PretrainDataModule({"data_files": {"train": f"{corpus_dir}/*.txt"}, "seq_len": 32, "batch_size": 4},

@@ -131,7 +131,7 @@ def test_bad_inputs_are_handled_or_counted_never_lost(tmp_path):
 def test_unreadable_or_unsupported_files_are_clear_errors(tmp_path, monkeypatch):
     import builtins
 
-    import lightning_llm.data.sources as sources
+    import lightning_llm.data.sources.local as sources
 
     locked = tmp_path / "locked.txt"
     locked.write_text("secret")

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_llm.distillation import distillation_loss
+from lightning_llm.training.distillation import distillation_loss
 
 
 def test_loss_is_the_weighted_sum_of_scaled_kl_and_cross_entropy():

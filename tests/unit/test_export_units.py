@@ -1,7 +1,8 @@
 from pathlib import Path
 
-from lightning_llm.cli.export import default_out, positional_to_overrides
-from lightning_llm.loading import missing_export_files
+from lightning_llm.cli.export import positional_to_overrides
+from lightning_llm.export.convert import default_out
+from lightning_llm.inference.loading import missing_export_files
 
 
 def test_positional_arguments_of_earlier_releases_become_overrides():
@@ -30,7 +31,7 @@ def test_missing_export_files_are_named(tmp_path):
 def test_cpu_int8_linear_matches_the_float_one_closely():
     import torch
 
-    from lightning_llm.quantize import DynamicInt8Linear, cpu_int8_kernels
+    from lightning_llm.inference.int8 import DynamicInt8Linear, cpu_int8_kernels
 
     torch.manual_seed(0)
 
@@ -54,7 +55,7 @@ def test_cpu_int8_linear_matches_the_float_one_closely():
 def test_onnx_sampling_is_greedy_at_zero_temperature_and_respects_top_k_and_top_p():
     import numpy as np
 
-    from lightning_llm.onnx_generation import sample_next
+    from lightning_llm.inference.onnx_generation import sample_next
 
     rng = np.random.default_rng(0)
     logits = np.array([0.1, 2.0, 1.9, -1.0])

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from lightning_llm.metrics import LanguageModelMetrics
-from lightning_llm.precision import resolve_precision
+from lightning_llm.evaluation.metrics import LanguageModelMetrics
+from lightning_llm.training.precision import resolve_precision
 
 
 def test_loss_ppl_and_bits_per_byte_are_exact_over_batches():

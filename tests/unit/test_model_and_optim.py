@@ -5,7 +5,7 @@ import torch
 
 from lightning_llm.errors import UserError
 from lightning_llm.models import InitConfig, build_causal_lm, model_config
-from lightning_llm.optim import OptimConfig, build_optimizer, lr_factor, param_groups
+from lightning_llm.training.optim import OptimConfig, build_optimizer, lr_factor, param_groups
 from tests.conftest import TINY_MODEL
 
 

@@ -76,7 +76,7 @@ def test_datamodule_batches_carry_labels_and_label_bytes(data_cfg, tok_cfg, tmp_
 
 
 def _cfg(d):
-    from lightning_llm.data.config import from_dict
+    from lightning_llm.config import from_dict
 
     return from_dict(DataConfig, d, "data")
 

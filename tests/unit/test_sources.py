@@ -5,8 +5,8 @@ import pytest
 from lightning_llm.data.cleaning.config import CleaningConfig
 from lightning_llm.data.cleaning.run import clean_corpus
 from lightning_llm.data.config import DataConfig
-from lightning_llm.data.corpora import play_of
 from lightning_llm.data.sources import fingerprint, source_readers
+from lightning_llm.data.sources.corpora import play_of
 from lightning_llm.errors import UserError
 
 NO_STEPS = CleaningConfig(**{k: None for k in ("html", "gutenberg", "normalize", "length", "c4_lines",

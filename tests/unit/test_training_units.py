@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_llm.checkpointing import resolve_resume
 from lightning_llm.data.datamodule import PackedDataset
 from lightning_llm.data.sampling import GlobalBatchSampler
 from lightning_llm.errors import UserError
-from lightning_llm.module import CausalLMModule
-from lightning_llm.parallel import check_multirun
+from lightning_llm.training.checkpointing import resolve_resume
+from lightning_llm.training.module import CausalLMModule
+from lightning_llm.training.parallel import check_multirun
 from tests.conftest import TINY_MODEL
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,6 @@ def document_steps(cfg: CleaningConfig, dropped_dir: Path | None) -> list[Pipeli
 
     from lightning_llm.data.cleaning import steps as s
 
-    def excluded(name: str):
-        if dropped_dir is None:
-            return {}
-        from datatrove.pipeline.writers import JsonlWriter
-
-        return {"exclusion_writer": JsonlWriter(str(dropped_dir / name), compression=None, expand_metadata=True)}
-
     length = dict(cfg.length or {})
     # an oversized document is dropped before any step spends time on it; "empty" is judged after cleaning
     too_long = {"min_chars": 0, "max_chars": length.pop("max_chars")} if length.get("max_chars") else None
@@ -55,7 +49,7 @@ def document_steps(cfg: CleaningConfig, dropped_dir: Path | None) -> list[Pipeli
     for args, step, is_filter in plan:
         if args is None:
             continue
-        kwargs = {**_tuples(args), **(excluded(step.__name__) if is_filter else {})}
+        kwargs = {**_tuples(args), **(_exclusion(dropped_dir, step.__name__) if is_filter else {})}
         try:
             out.append(step(**kwargs))
         except TypeError as e:
@@ -63,39 +57,63 @@ def document_steps(cfg: CleaningConfig, dropped_dir: Path | None) -> list[Pipeli
     return out
 
 
+@dataclass
+class _Corpus:
+    """Runs the stages over a corpus in `work_dir`, recording the ones that count in the report."""
+
+    cfg: CleaningConfig
+    work_dir: Path
+    tasks: int
+    workers: int | None
+    dropped: Path | None
+    stages: list[Stage] = field(default_factory=list)
+
+    def run(self, name: str, pipeline: list, logs: Path, kind: str = "internal", tasks: int | None = None,
+            workers: int | None = None) -> None:
+        stage = Stage(name, self.work_dir / "logs" / logs, kind)
+        _run(self.cfg, pipeline, tasks or self.tasks, workers or self.workers, stage)
+        if kind != "internal":
+            self.stages.append(stage)
+
+    def filter(self, name: str, current: Path, dedup_filter: Callable[..., PipelineStep], out: Path,
+               logs: Path) -> Path:
+        """Read `current`, drop what `dedup_filter` flags (counted as `name`), write the rest to `out`."""
+        from datatrove.pipeline.readers import JsonlReader
+        from datatrove.pipeline.writers import JsonlWriter
+
+        reader = JsonlReader(str(current), glob_pattern="*/*.jsonl", compression=None)
+        writer = JsonlWriter(str(out), output_filename="${split}/${rank}.jsonl", compression=None,
+                             expand_metadata=True)
+        self.run(name, [reader, dedup_filter(**_exclusion(self.dropped, name)), writer], logs, "dedup")
+        return out
+
+    def signatures(self, name: str, current: Path, step: PipelineStep, logs: Path) -> None:
+        from datatrove.pipeline.readers import JsonlReader
+
+        self.run(name, [JsonlReader(str(current), glob_pattern="*/*.jsonl", compression=None), step], logs)
+
+
 def clean_corpus(readers: dict[str, PipelineStep], cfg: CleaningConfig, work_dir: Path, tasks: int = 1,
                  workers: int | None = None) -> tuple[dict[str, Path], dict]:
     """Clean each split's documents, dedup across splits; returns each split's JSONL folder and the report."""
-    from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
-    stages: list[Stage] = []
-    dropped = work_dir / "dropped" if cfg.write_dropped else None
-    clean = work_dir / "clean"
+    corpus = _Corpus(cfg, work_dir, tasks, workers, work_dir / "dropped" if cfg.write_dropped else None)
+    current = work_dir / "clean"
     for split, reader in readers.items():
-        stage = Stage(f"clean/{split}", work_dir / "logs" / "clean" / split, "steps")
-        writer = JsonlWriter(str(clean), output_filename=f"{split}/${{rank}}.jsonl", compression=None,
+        writer = JsonlWriter(str(current), output_filename=f"{split}/${{rank}}.jsonl", compression=None,
                              expand_metadata=True)
-        _run(cfg, [reader, *document_steps(cfg, dropped), writer], tasks, workers, stage)
-        stages.append(stage)
-    current = clean
-
-    def reader_of(folder: Path):
-        return JsonlReader(str(folder), glob_pattern="*/*.jsonl", compression=None)
-
-    def writer_to(folder: Path):
-        return JsonlWriter(str(folder), output_filename="${split}/${rank}.jsonl", compression=None,
-                           expand_metadata=True)
-
+        corpus.run(f"clean/{split}", [reader, *document_steps(cfg, corpus.dropped), writer],
+                   Path("clean") / split, "steps")
     if cfg.exact_dedup and _has_files(current):
-        current = _exact_dedup(cfg, current, work_dir, reader_of, writer_to, tasks, workers, stages, dropped)
+        current = _exact_dedup(corpus, current)
     if cfg.near_dedup is not None and _has_files(current):
-        current = _near_dedup(cfg, current, work_dir, reader_of, writer_to, tasks, workers, stages, dropped)
+        current = _near_dedup(corpus, current)
     outputs = {split: current / split for split in readers}
-    return outputs, build_report(stages, outputs)
+    return outputs, build_report(corpus.stages, outputs)
 
 
-def _exact_dedup(cfg, current, work_dir, reader_of, writer_to, tasks, workers, stages, dropped) -> Path:
+def _exact_dedup(corpus: _Corpus, current: Path) -> Path:
     from datatrove.pipeline.dedup.exact_dedup import (
         ExactDedupConfig,
         ExactDedupFilter,
@@ -104,20 +122,15 @@ def _exact_dedup(cfg, current, work_dir, reader_of, writer_to, tasks, workers, s
     )
 
     config = ExactDedupConfig(content_getter=_text)
-    base, out = work_dir / "exact", work_dir / "exact_kept"
-    _run(cfg, [reader_of(current), ExactDedupSignature(str(base / "sigs"), config)], tasks, workers,
-         Stage("exact_dedup/signatures", work_dir / "logs" / "exact" / "sigs", "internal"))
-    _run(cfg, [ExactFindDedups(str(base / "sigs"), str(base / "dups"), config)], 1, 1,
-         Stage("exact_dedup/find", work_dir / "logs" / "exact" / "find", "internal"))
-    stage = Stage("exact_dedup", work_dir / "logs" / "exact" / "filter", "dedup")
-    exclusion = _exclusion(dropped, "exact_dedup")
-    _run(cfg, [reader_of(current), ExactDedupFilter(str(base / "dups"), config, **exclusion), writer_to(out)],
-         tasks, workers, stage)
-    stages.append(stage)
-    return out
+    sigs, dups = corpus.work_dir / "exact" / "sigs", corpus.work_dir / "exact" / "dups"
+    corpus.signatures("exact_dedup/signatures", current, ExactDedupSignature(str(sigs), config), Path("exact") / "sigs")
+    corpus.run("exact_dedup/find", [ExactFindDedups(str(sigs), str(dups), config)], Path("exact") / "find",
+               tasks=1, workers=1)
+    return corpus.filter("exact_dedup", current, partial(ExactDedupFilter, str(dups), config),
+                         corpus.work_dir / "exact_kept", Path("exact") / "filter")
 
 
-def _near_dedup(cfg, current, work_dir, reader_of, writer_to, tasks, workers, stages, dropped) -> Path:
+def _near_dedup(corpus: _Corpus, current: Path) -> Path:
     from datatrove.pipeline.dedup.minhash import (
         MinhashConfig,
         MinhashDedupBuckets,
@@ -126,28 +139,24 @@ def _near_dedup(cfg, current, work_dir, reader_of, writer_to, tasks, workers, st
         MinhashDedupSignature,
     )
 
-    args = dict(cfg.near_dedup)
+    args = dict(corpus.cfg.near_dedup or {})
     threshold, rows = args.pop("threshold", 0.8), args.pop("hashes_per_bucket", 8)
     # LSH with b bands of r rows keeps pairs above ~(1/b)^(1/r): solve for b at the asked threshold
     buckets = max(1, round((1 / threshold) ** rows))
     config = MinhashConfig(n_grams=args.pop("n_grams", 5), num_buckets=buckets, hashes_per_bucket=rows, **args)
-    base, out = work_dir / "minhash", work_dir / "kept"
-    logs = work_dir / "logs" / "minhash"
-    _run(cfg, [reader_of(current), MinhashDedupSignature(str(base / "sigs"), config=config)], tasks, workers,
-         Stage("near_dedup/signatures", logs / "sigs", "internal"))
-    _run(cfg, [MinhashDedupBuckets(str(base / "sigs"), str(base / "buckets"), config=config)], buckets, workers,
-         Stage("near_dedup/buckets", logs / "buckets", "internal"))
-    _run(cfg, [MinhashDedupCluster(str(base / "buckets"), str(base / "remove_ids"), config=config)], 1, 1,
-         Stage("near_dedup/cluster", logs / "cluster", "internal"))
-    stage = Stage("near_dedup", logs / "filter", "dedup")
-    exclusion = _exclusion(dropped, "near_dedup")
-    _run(cfg, [reader_of(current), MinhashDedupFilter(str(base / "remove_ids"), **exclusion), writer_to(out)],
-         tasks, workers, stage)
-    stages.append(stage)
-    return out
+    base, logs = corpus.work_dir / "minhash", Path("minhash")
+    corpus.signatures("near_dedup/signatures", current, MinhashDedupSignature(str(base / "sigs"), config=config),
+                      logs / "sigs")
+    corpus.run("near_dedup/buckets", [MinhashDedupBuckets(str(base / "sigs"), str(base / "buckets"), config=config)],
+               logs / "buckets", tasks=buckets)
+    corpus.run("near_dedup/cluster", [MinhashDedupCluster(str(base / "buckets"), str(base / "remove_ids"),
+                                                          config=config)], logs / "cluster", tasks=1, workers=1)
+    return corpus.filter("near_dedup", current, partial(MinhashDedupFilter, str(base / "remove_ids")),
+                         corpus.work_dir / "kept", logs / "filter")
 
 
 def _exclusion(dropped: Path | None, name: str) -> dict:
+    """Where a filter writes what it drops, with the reason, when `write_dropped` is on."""
     if dropped is None:
         return {}
     from datatrove.pipeline.writers import JsonlWriter

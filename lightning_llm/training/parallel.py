@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import lightning as L
 import transformers
 from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn
+from transformers import PreTrainedModel
 
 from lightning_llm.errors import UserError
+from lightning_llm.models import model_from_weights
 
 
 def decoder_layer_classes(arch: str) -> set[type[nn.Module]]:
@@ -62,3 +65,11 @@ def fsdp2_strategy(devices: int, num_nodes: int = 1, **kwargs: Any):
     from lightning.pytorch.strategies import ModelParallelStrategy
 
     return ModelParallelStrategy(data_parallel_size=int(devices) * int(num_nodes), tensor_parallel_size=1, **kwargs)
+
+
+def full_model(module: L.LightningModule, weights: dict) -> PreTrainedModel:
+    """The trained `module.model` as one plain `transformers` model; a fresh copy holding `weights` (the state
+    dict the strategy gathered) when the live one is sharded."""
+    if module.device_mesh is None and not isinstance(module.trainer.strategy, FSDPStrategy):
+        return module.model
+    return model_from_weights(module.model.config, weights)

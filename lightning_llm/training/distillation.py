@@ -14,8 +14,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lightning_llm.data.run_data import tokenizer_dir_of
 from lightning_llm.errors import UserError
-from lightning_llm.module import CausalLMModule
+from lightning_llm.evaluation.metrics import token_nats
+from lightning_llm.inference.loading import load_model
+from lightning_llm.training.module import CausalLMModule
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -23,7 +26,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, kd, ce), each a mean over target tokens; logits are [batch, seq, vocab]."""
     s, t = student_logits.float().flatten(0, 1), teacher_logits.float().flatten(0, 1)
-    ce = F.cross_entropy(s, labels.flatten())
+    ce = token_nats(student_logits, labels).mean()
     kd = F.kl_div(F.log_softmax(s / temperature, -1), F.log_softmax(t / temperature, -1), log_target=True,
                   reduction="batchmean") * temperature**2
     return kd_weight * kd + ce_weight * ce, kd, ce
@@ -61,8 +64,6 @@ class DistillationModule(CausalLMModule):
 
 
 def load_teacher(path: str | Path, vocab_size: int) -> torch.nn.Module:
-    from lightning_llm.loading import load_model
-
     teacher, _ = load_model(path)
     if teacher.config.vocab_size != vocab_size:
         raise UserError(f"teacher {path} has a vocabulary of {teacher.config.vocab_size} tokens, the student "
@@ -76,9 +77,6 @@ def check_teacher_tokenizer(path: str | Path, tokenizer) -> None:
     """The teacher must read the student's token ids the same way: same vocabulary, token for token."""
     from transformers import AutoTokenizer
 
-    from lightning_llm.checkpoint_export import tokenizer_dir_of
-
-    folder = tokenizer_dir_of(Path(path)) if str(path).endswith(".ckpt") else path
-    if AutoTokenizer.from_pretrained(folder).get_vocab() != tokenizer.get_vocab():
+    if AutoTokenizer.from_pretrained(tokenizer_dir_of(path)).get_vocab() != tokenizer.get_vocab():
         raise UserError(f"teacher {path} uses another tokenizer than the student's data: prepare the data with "
                         f"the teacher's (tokenizer.path={path}, as recipe=distill does)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_llm.generation import check_prompt
+from lightning_llm.inference.generation import check_prompt
 
 
 def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float = 0.8, top_k: int | None = 50,
@@ -34,13 +34,18 @@ def sample_next(logits: np.ndarray, rng: np.random.Generator, temperature: float
     return int(rng.choice(probs.size, p=probs))
 
 
+def onnx_session(path: str | Path):
+    """An onnxruntime session on the CPU for `model.onnx` at `path`."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
 def onnx_generate(folder: str | Path, prompt: str, max_new_tokens: int = 64, temperature: float = 0.8,
                   top_k: int | None = 50, top_p: float | None = None, seed: int | None = None,
                   on_text: Callable[[str], None] | None = None) -> str:
     """Continue `prompt` with the ONNX model in `folder`; `on_text` receives the text as it grows."""
     from transformers import AutoTokenizer
-
-    from lightning_llm.onnx_export import onnx_session
 
     folder = Path(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from lightning_llm.evaluation.multiple_choice import evaluate_task, load_task
-from lightning_llm.generation import generate
+from lightning_llm.inference.generation import generate
 
 
 class TaskEval(L.Callback):

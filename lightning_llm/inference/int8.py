@@ -1,14 +1,10 @@
-"""Post-training int8 quantization for CPU inference.
+"""int8 inference on CPU: PyTorch's fbgemm dynamic-int8 linears for the int8 weights `llm-export quantize=int8`
+writes (see `lightning_llm.export.quantize`).
 
-On disk: int8 per-channel weights through torchao and transformers' `TorchAoConfig`. The folder is an
-ordinary Hugging Face folder (`config.json` records the quantization, weights stay safetensors) that
-`AutoModelForCausalLM.from_pretrained` loads as is wherever torchao is installed, GPUs included.
-
-At run time on CPU: torchao 0.18 has no fast int8 CPU kernel (its int8 linears ran at 0.70-1.03x of fp32 here),
-so `cpu_int8_kernels` moves the same int8 weights and scales into PyTorch's fbgemm dynamic-int8 linears
-(activations quantized to 8 bits per call), and quantizes the tied output head the same way: the biggest
-matrix of a small model, kept in float on disk because it is also the input embedding.
-`lightning_llm.loading.load_model` (llm-generate, llm-eval) does this by itself.
+torchao 0.18 has no fast int8 CPU kernel (its int8 linears ran at 0.70-1.03x of fp32 here), so
+`cpu_int8_kernels` moves the same int8 weights and scales into fbgemm dynamic-int8 linears (activations
+quantized to 8 bits per call), and quantizes the tied output head the same way: the biggest matrix of a
+small model, kept in float on disk because it is also the input embedding. `load_model` does this by itself.
 """
 
 from __future__ import annotations
@@ -19,36 +15,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_llm.errors import UserError
-
 log = logging.getLogger(__name__)
-
-SCHEMES = ("int8",)
-
-
-def quantization_config(scheme: str):
-    """The `TorchAoConfig` of a scheme name."""
-    if scheme not in SCHEMES:
-        raise UserError(f"quantize={scheme!r}: choose one of {list(SCHEMES)}")
-    try:
-        from torchao.quantization import Int8WeightOnlyConfig
-    except ImportError as e:
-        raise UserError("quantization needs torchao: pip install 'lightning_llm[quantize]'") from e
-    from transformers import TorchAoConfig
-
-    return TorchAoConfig(quant_type=Int8WeightOnlyConfig())
-
-
-def quantize_export(src: str | Path, out_dir: str | Path, scheme: str = "int8") -> Path:
-    """Quantize an exported folder `src` into `out_dir` (model + tokenizer + generation config)."""
-    from lightning_llm.io import atomic_dir
-    from lightning_llm.loading import load_model
-
-    model, tokenizer = load_model(src, cpu_int8=False, quantization_config=quantization_config(scheme))
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-    return Path(out_dir)
 
 
 def is_int8(model: torch.nn.Module) -> bool:

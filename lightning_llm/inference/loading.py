@@ -7,6 +7,8 @@ from pathlib import Path
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lightning_llm.errors import UserError
+from lightning_llm.inference.checkpoint import load_checkpoint
+from lightning_llm.inference.int8 import cpu_int8_kernels, is_int8
 
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -28,7 +30,7 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, cpu_int8: 
     """(model in eval mode, tokenizer) of an export folder or a Lightning checkpoint of `llm-train`.
 
     An int8 export (`llm-export quantize=int8`) on CPU runs on PyTorch's int8 CPU kernels (`cpu_int8`; see
-    `lightning_llm.quantize`).
+    `lightning_llm.inference.int8`).
 
     Local folders are checked first, so a half-copied export is named with what it lacks instead of failing
     deep inside `from_pretrained`. Anything else is passed on as a hub name (remote code stays off).
@@ -37,13 +39,11 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, cpu_int8: 
 
     path = Path(path)
     if path.suffix == ".ckpt":
-        from lightning_llm.checkpoint_export import load_checkpoint
-
         return load_checkpoint(path, tokenizer)
     if path.is_dir():
         if (path / "model.onnx").is_file():
-            raise UserError(f"{path} is an ONNX export: run it with onnxruntime "
-                            "(lightning_llm.onnx_export.onnx_session), or give the Hugging Face export folder")
+            raise UserError(f"{path} is an ONNX export: run it with onnxruntime (llm-generate does, through "
+                            "lightning_llm.inference.onnx_generation), or give the Hugging Face export folder")
         missing = [m for m in missing_export_files(path) if tokenizer is None or not m.startswith("tokenizer")]
         if missing:
             raise UserError(f"{path} is not a complete model folder: missing {', '.join(missing)}. Point it at the "
@@ -55,9 +55,6 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, cpu_int8: 
         tok = AutoTokenizer.from_pretrained(tokenizer or path)
     except (OSError, ValueError) as e:
         raise UserError(f"could not load {path}: {str(e).splitlines()[0]}") from e
-    if cpu_int8 and model.device.type == "cpu":
-        from lightning_llm.quantize import cpu_int8_kernels, is_int8
-
-        if is_int8(model):
-            cpu_int8_kernels(model)
+    if cpu_int8 and model.device.type == "cpu" and is_int8(model):
+        cpu_int8_kernels(model)
     return model.eval(), tok

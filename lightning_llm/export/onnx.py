@@ -14,6 +14,9 @@ from pathlib import Path
 import torch
 
 from lightning_llm.errors import UserError
+from lightning_llm.inference.loading import load_model
+from lightning_llm.inference.onnx_generation import onnx_session
+from lightning_llm.io import atomic_dir
 
 OPSET = 18
 
@@ -37,9 +40,6 @@ def export_onnx(src: str | Path, out_dir: str | Path, atol: float = 1e-4) -> dic
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise UserError("format=onnx needs onnx, onnxscript and onnxruntime: pip install 'lightning_llm[onnx]'") from e
-    from lightning_llm.io import atomic_dir
-    from lightning_llm.loading import load_model
-
     model, tokenizer = load_model(src)
     max_len = model.config.max_position_embeddings
     example = torch.randint(0, model.config.vocab_size, (2, min(16, max_len)))
@@ -61,12 +61,6 @@ def export_onnx(src: str | Path, out_dir: str | Path, atol: float = 1e-4) -> dic
             raise UserError(f"ONNX export of {src} is off: logits differ from transformers' by "
                             f"{check['max_abs_diff']:.3g} (> {atol}); please report this with the model config")
     return check
-
-
-def onnx_session(path: str | Path):
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 @torch.no_grad()

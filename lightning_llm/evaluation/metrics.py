@@ -11,7 +11,16 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torchmetrics import Metric
+
+
+def token_nats(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each target token in nats, flattened: logits [batch, seq, vocab], labels [batch, seq].
+
+    Computed in float32 whatever the logits' dtype, so bf16 training reports comparable losses.
+    """
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none")
 
 
 class LanguageModelMetrics(Metric):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from lightning_llm.inference.checkpoint import load_checkpoint
 from lightning_llm.io import atomic_dir
 
 
@@ -23,3 +24,9 @@ def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_di
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return out_dir
+
+
+def export_checkpoint(ckpt: str | Path, out_dir: str | Path, tokenizer: str | Path | None = None) -> Path:
+    """A Lightning checkpoint of `llm-train` -> a Hugging Face folder, with the tokenizer its run trained with."""
+    model, tok = load_checkpoint(ckpt, tokenizer)
+    return export_hf(model, tok, out_dir, max_length=model.config.max_position_embeddings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import random
 from dataclasses import asdict
 from typing import Any
@@ -10,13 +9,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from lightning_llm.data.config import from_dict
+from lightning_llm.config import from_dict
 from lightning_llm.errors import UserError
-from lightning_llm.metrics import LanguageModelMetrics
+from lightning_llm.evaluation.metrics import LanguageModelMetrics, token_nats
 from lightning_llm.models import InitConfig, build_causal_lm, model_config
-from lightning_llm.optim import OptimConfig, build_optimizer
+from lightning_llm.training.optim import OptimConfig, build_optimizer
 
 NONFINITE = ("stop", "skip")
 
@@ -54,7 +52,6 @@ class CausalLMModule(L.LightningModule):
         self.model = build_causal_lm(hf_config, self.init_cfg)
         self.val_metrics = LanguageModelMetrics()
         self.test_metrics = LanguageModelMetrics()
-        self.tokens_seen = 0
         self.skipped_steps = 0
         self._compiled = None
 
@@ -64,7 +61,7 @@ class CausalLMModule(L.LightningModule):
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         mesh = self.device_mesh  # set by ModelParallelStrategy (strategy=fsdp2), else None
         if mesh is not None and not getattr(self, "_sharded", False):
-            from lightning_llm.parallel import shard_with_fsdp2
+            from lightning_llm.training.parallel import shard_with_fsdp2
 
             shard_with_fsdp2(self.model, mesh["data_parallel"])
             self._sharded = True
@@ -77,8 +74,7 @@ class CausalLMModule(L.LightningModule):
         return model(input_ids=input_ids, use_cache=False).logits
 
     def token_nats(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = self(batch["input_ids"])
-        return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), reduction="none")
+        return token_nats(self(batch["input_ids"]), batch["labels"])
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimize, and its parts to log as train/<name> (subclasses change the objective)."""
@@ -86,7 +82,6 @@ class CausalLMModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss, parts = self.training_loss(batch)
-        self.tokens_seen += batch["input_ids"].numel()
         bad = not torch.isfinite(loss).item()
         if self.trainer.world_size > 1:  # every rank must take the same branch
             bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
@@ -131,19 +126,11 @@ class CausalLMModule(L.LightningModule):
         return build_optimizer(self.model, self.optim_cfg, int(self.trainer.estimated_stepping_batches))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["tokens_seen"] = self.tokens_seen
         checkpoint["rng_states"] = _rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.tokens_seen = checkpoint.get("tokens_seen", 0)
         if "rng_states" in checkpoint:
             _set_rng_states(checkpoint["rng_states"])
-
-
-def student_hparams(hparams: dict) -> dict:
-    """The `CausalLMModule` arguments among a checkpoint's hyperparameters (a distillation run adds its own)."""
-    names = inspect.signature(CausalLMModule.__init__).parameters
-    return {k: v for k, v in hparams.items() if k in names}
 
 
 def _rng_states() -> dict[str, Any]:

