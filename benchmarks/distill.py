@@ -3,8 +3,9 @@ with and without the teacher, side by side; the teacher's own figures as the ref
 
     python -m benchmarks.distill --teacher-run outputs/DATE/TIME      # an llm-train run of the default recipe
 
-Runs `llm-train recipe=distill` twice (about 2 x 3 minutes on 2 CPU cores); extra Hydra overrides after `--`
-go to both runs (e.g. `-- trainer.max_steps=300`).
+Runs `llm-train recipe=distill` three times: distilled, from scratch, and from scratch again for as many more
+steps as distillation's extra wall time would buy (equal compute); extra Hydra overrides after `--` go to every
+run (e.g. `-- trainer.max_steps=300`).
 """
 
 from __future__ import annotations
@@ -35,12 +36,17 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="llm-distill-"))
     distilled = train([f"distill.teacher={export}", *args.overrides], out / "distilled")
     scratch = train(["distill.teacher=null", f"tokenizer.path={export}", *args.overrides], out / "scratch")
+    ratio = distilled["wall_time_s"] / scratch["wall_time_s"]
+    steps = round(scratch["steps"] * ratio)
+    equal = train(["distill.teacher=null", f"tokenizer.path={export}", *args.overrides,
+                   f"trainer.max_steps={steps}"], out / "scratch-equal-compute")
     teacher = json.loads((args.teacher_run / "metrics.json").read_text())
     print(f"\nStudent runs in {out}\n")
     print("| model | parameters | steps | tokens | test bpb | test ppl | bpb vs scratch | wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for name, m in (("teacher (default recipe)", teacher), ("student, from scratch", scratch),
-                    ("student, distilled", distilled)):
+                    ("student, distilled", distilled),
+                    (f"student, from scratch, {ratio:.1f}x the steps (distillation's wall time)", equal)):
         print(f"| {name} | {m['parameters'] / 1e6:.2f}M | {m['steps']} | {m['tokens_trained']:,} | "
               f"{m['test']['bpb']:.4f} | {m['test']['ppl']:.2f} | {m['test']['bpb'] / scratch['test']['bpb']:.3f}x | "
               f"{m['wall_time_s']:.0f} |")

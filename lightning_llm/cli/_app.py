@@ -76,13 +76,35 @@ def run_safely(fn: Callable[[DictConfig], object], cfg: DictConfig) -> object:
     try:
         return fn(cfg)
     except UserError as e:
+        _finish_wandb()  # W&B's teardown lines come first: the error is the last thing the user reads
         _fail(str(e))
 
 
+def _finish_wandb() -> None:
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish(exit_code=2)
+
+
 def quiet_third_party_logs() -> None:
+    """The console shows what the user can act on; the rest goes to the run's log file (`<run dir>/train.log`).
+
+    Python warnings of the libraries (deprecations, notes on features we do not use) and Lightning's
+    informational lines (hardware found, seeds, tips) are written to the log file only; Lightning's own
+    warnings and errors, and ours, still reach the console.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     for name in ("httpx", "urllib3", "datasets", "filelock", "fsspec"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    warnings_log.handlers, warnings_log.propagate = list(files), False
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        lightning_log = logging.getLogger(name)
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        lightning_log.handlers, lightning_log.propagate = [*files, console], False
+        lightning_log.setLevel(logging.INFO)
 
 
 def _fail(message: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_llm.cli._app import hydra_main
+from lightning_llm.cli._app import check_recipe_arg, hydra_main
 from lightning_llm.data import PretrainDataModule
 from lightning_llm.data.cleaning.report import log_to_wandb
 from lightning_llm.data.pipeline import REPORT
@@ -29,11 +30,11 @@ from lightning_llm.errors import UserError
 from lightning_llm.export import export_hf
 from lightning_llm.inference import generate
 from lightning_llm.io import write_json
-from lightning_llm.training.callbacks import LossCurves, TaskEval, TextSamples, ThroughputMFU
+from lightning_llm.training.callbacks import LossCurves, StepProgressBar, TaskEval, TextSamples, ThroughputMFU
 from lightning_llm.training.checkpointing import RunIdInCheckpoint, check_same_model, resolve_resume, wandb_id_of
 from lightning_llm.training.distillation import DistillationModule, check_teacher_tokenizer
 from lightning_llm.training.module import CausalLMModule
-from lightning_llm.training.parallel import check_multirun, full_model
+from lightning_llm.training.parallel import check_multirun, full_model, full_weights
 from lightning_llm.training.precision import resolve_precision
 from lightning_llm.training.tracking import sync_hint
 
@@ -57,10 +58,10 @@ def train(cfg: DictConfig) -> dict | None:
     trainer.limit_val_batches = 1.0  # trainer.limit_val_batches is for the checks during training only
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    weights = trainer.strategy.lightning_module_state_dict()  # gathered in full, also under FSDP
+    weights = full_weights(trainer, run_dir / "checkpoints")  # gathered in full, also when sharded
     if not trainer.is_global_zero:
         return None
-    return finish(cfg, run_dir, trainer, module, datamodule, full_model(module, weights), val, test, start)
+    return finish(cfg, run_dir, trainer, module, datamodule, full_model(trainer, module, weights), val, test, start)
 
 
 def _strategy(cfg: DictConfig):
@@ -120,7 +121,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, datamodule: 
                  cfg.eval.limit),
         TextSamples(datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.every_n_steps,
                     cfg.samples.max_new_tokens, cfg.samples.temperature, cfg.samples.top_k, cfg.seed),
-    ] + ([LearningRateMonitor(logging_interval="step")] if logger else [])
+    ] + ([LearningRateMonitor(logging_interval="step")] if logger else []) \
+      + ([StepProgressBar()] if cfg.trainer.enable_progress_bar and _has_rich() else [])
     trainer_args = _plain(cfg.trainer)
     trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])
     return L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
@@ -155,11 +157,30 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
     return metrics
 
 
+def _has_rich() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None  # else Lightning's tqdm bar, which has no "/-2"
+
+
 def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
-main = hydra_main("train", train)
+def shared_run_dir(argv: list[str]) -> list[str]:
+    """Under torchrun every rank starts the command on its own, and `outputs/<now>` can differ between them
+    (by a second, or by a node): give them one run dir, named by the rendezvous id they share."""
+    check_recipe_arg(argv)
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id is None or any(a.startswith(("hydra.run.dir=", "+hydra.run.dir=")) for a in argv):
+        return argv
+    if run_id == "none":  # torchrun's default --rdzv-id on several nodes
+        raise SystemExit("error: under torchrun, give every rank the same hydra.run.dir=<folder> (or torchrun "
+                         "--rdzv-id=<run name>): the ranks must share one run dir")
+    return [*argv, f"hydra.run.dir=outputs/torchrun-{run_id}"]
+
+
+main = hydra_main("train", train, argv_hook=shared_run_dir)
 
 
 if __name__ == "__main__":

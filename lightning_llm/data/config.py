@@ -8,6 +8,7 @@ from typing import Any
 from lightning_llm.data.cleaning.config import CleaningConfig
 
 SPLITS = ("train", "validation", "test")
+IGNORE = -100  # a label that is not predicted (padding rows, prompts in fine-tuning): no loss, not counted
 
 
 @dataclass
@@ -42,6 +43,7 @@ class DataConfig:
     num_workers: int = 0
     num_proc: int | None = None  # worker processes of the cleaning stages
     shard_size: int = 65536  # sequences per shard file
+    prepare_timeout_s: float = 86400  # how long a process waits for another one preparing the same data
 
     def __post_init__(self) -> None:
         # Hydra configs list every split with null so `data.data_files.train=...` needs no `+`.

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_llm.config import from_dict
-from lightning_llm.data.config import DataConfig, TokenizerConfig
+from lightning_llm.data.config import IGNORE, DataConfig, TokenizerConfig
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
 from lightning_llm.data.sampling import GlobalBatchSampler, RankSampler
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
@@ -36,6 +36,23 @@ class PackedDataset(Dataset):
         row = np.asarray(self.shards[shard][index - self.offsets[shard]], dtype=np.int64)
         return {"input_ids": torch.from_numpy(row[:-1]), "labels": torch.from_numpy(row[1:]),
                 "label_bytes": torch.from_numpy(self.token_bytes[row[1:]].astype(np.int16))}
+
+
+class PaddedEval(Dataset):
+    """`dataset` followed by padding rows (labels `IGNORE`, no bytes) up to `length`, for `RankSampler`."""
+
+    def __init__(self, dataset: Dataset, length: int):
+        self.dataset, self.length = dataset, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if index < len(self.dataset):
+            return self.dataset[index]
+        row = self.dataset[0]
+        return {**row, "labels": torch.full_like(row["labels"], IGNORE),
+                "label_bytes": torch.zeros_like(row["label_bytes"])}
 
 
 def split_dataset(prepared: str | Path, split: str, tokenizer=None) -> PackedDataset:
@@ -117,10 +134,13 @@ class PretrainDataModule(L.LightningDataModule):
         return self.eval_dataloader("test")
 
     def eval_dataloader(self, split: str) -> DataLoader:
-        """Every sequence of `split` once, sharded across processes without padding."""
+        """Every sequence of `split` once, sharded across processes, each process given as many rows (padding
+        rows that count for nothing fill the last ones)."""
         rank, world = self._rank_and_world()
-        return DataLoader(self.datasets[split], batch_size=self.data.eval_batch_size or self.data.batch_size,
-                          sampler=RankSampler(len(self.datasets[split]), rank, world), **self._workers())
+        sampler = RankSampler(len(self.datasets[split]), rank, world)
+        dataset = PaddedEval(self.datasets[split], sampler.padded)
+        return DataLoader(dataset, batch_size=self.data.eval_batch_size or self.data.batch_size, sampler=sampler,
+                          **self._workers())
 
     def _workers(self) -> dict:
         return {"num_workers": self.data.num_workers, "persistent_workers": self.data.num_workers > 0}
@@ -137,9 +157,20 @@ class PretrainDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         # the prepared folder lets tools (llm-export, llm-generate) find the tokenizer of a checkpoint
-        return {"batches_consumed": self.batches_consumed, "seed": self.seed, "prepared_dir": str(self.prepared_dir)}
+        return {"batches_consumed": self.batches_consumed, "seed": self.seed, "prepared_dir": str(self.prepared_dir),
+                "global_batch": self.data.batch_size * self._rank_and_world()[1]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume the data order where the checkpoint left it; its position counts global batches, so the global
+        batch (data.batch_size x processes) must be the one the checkpoint was trained with."""
+        world = self._rank_and_world()[1]
+        saved = state_dict.get("global_batch")
+        if saved is not None and saved != self.data.batch_size * world:
+            raise UserError(f"the checkpoint was trained with a global batch of {saved} sequences, this run has "
+                            f"data.batch_size={self.data.batch_size} x {world} process(es) = "
+                            f"{self.data.batch_size * world}: resume with data.batch_size={saved // world} (or "
+                            "the checkpoint's process count), or start a new run dir; a changed batch would "
+                            "replay and skip data")
         self.batches_consumed = state_dict["batches_consumed"]
         self.seed = state_dict.get("seed", self.seed)
 

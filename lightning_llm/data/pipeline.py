@@ -25,7 +25,7 @@ from lightning_llm.data.config import SPLITS, DataConfig, TokenizerConfig
 from lightning_llm.data.packing import pack, token_dtype
 from lightning_llm.data.sources import describe, fingerprint, source_readers
 from lightning_llm.data.splits import complete_splits
-from lightning_llm.data.tokenizer import load_tokenizer, tokenizer_hash, train_bpe
+from lightning_llm.data.tokenizer import load_tokenizer, tokenizer_files_hash, tokenizer_hash, train_bpe
 from lightning_llm.errors import UserError
 from lightning_llm.io import write_json
 
@@ -42,17 +42,49 @@ def prepared_dir(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | P
     """The folder that holds (or will hold) the data prepared from these configs."""
     produced_by = {"format": FORMAT_VERSION, "source": fingerprint(data), "data": _data_key(data),
                    "tokenizer": asdict(tokenizer)}
+    if tokenizer.path and (files := tokenizer_files_hash(tokenizer.path)):
+        produced_by["tokenizer_files"] = files
     key = hashlib.sha256(json.dumps(produced_by, sort_keys=True, default=str).encode()).hexdigest()[:12]
     label = "files" if data.data_files else Path(data.path).name if data.path else data.corpus
     return Path(data_dir).expanduser() / f"{label}-{key}"
 
 
 def prepare(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) -> Path:
-    """Run the pipeline unless its output already exists; returns the prepared folder."""
+    """Run the pipeline unless its output already exists; returns the prepared folder.
+
+    Processes that share `data_dir` (the ranks of a torchrun or SLURM job, on one node or on a shared
+    filesystem) take turns through a lock beside the folder: the first prepares, the others wait for it and
+    then reuse what it made. A rank on a node-local `data_dir` prepares that node's copy.
+    """
+    from filelock import FileLock, Timeout
+
     out = prepared_dir(data, tokenizer, data_dir)
     if (out / MANIFEST).exists():
         log.info("Reusing prepared data at %s", out)
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{out}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("Another process is preparing %s: waiting for it (at most data.prepare_timeout_s=%s s)", out,
+                 data.prepare_timeout_s)
+        try:
+            lock.acquire(timeout=data.prepare_timeout_s)
+        except Timeout:
+            raise UserError(f"waited {data.prepare_timeout_s} s for another process preparing {out} (lock "
+                            f"{out}.lock): raise data.prepare_timeout_s, or run llm-prepare once before the "
+                            "job") from None
+    try:
+        if (out / MANIFEST).exists():
+            log.info("Reusing prepared data at %s (another process made it)", out)
+            return out
+        return _prepare(data, tokenizer, out)
+    finally:
+        lock.release()
+
+
+def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path) -> Path:
     start = time.perf_counter()
     datasets.disable_progress_bars()
     work = out.with_name(out.name + ".partial")
@@ -109,6 +141,9 @@ def clean(data: DataConfig, work: Path) -> dict[str, Path]:
             raise UserError(f"the {split} split of {describe(data)} is empty after cleaning ({report['records_in']} "
                             f"records in, dropped: {report['dropped']}); check the files hold text, or relax "
                             f"{_step_to_relax(report['dropped'])} (see {work / REPORT})")
+    if kept := sum(step.get("eval_duplicates_kept", 0) for step in report["steps"]):
+        log.warning("%d validation/test document(s) duplicate other validation/test documents (the same file "
+                    "given for both splits?): kept in each, so those splits overlap (see %s)", kept, work / REPORT)
     return outputs
 
 
@@ -199,7 +234,7 @@ def _tokenizer(cfg: TokenizerConfig, train):
 def _data_key(data: DataConfig) -> dict:
     """The data fields that change what is prepared (batching and workers do not)."""
     d = asdict(data)
-    for k in ("batch_size", "eval_batch_size", "num_workers", "num_proc"):
+    for k in ("batch_size", "eval_batch_size", "num_workers", "num_proc", "prepare_timeout_s"):
         d.pop(k)
     d["cleaning"].pop("executor")
     return d

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
+from lightning_llm.checkpoint_files import read_state
 from lightning_llm.errors import UserError
 
 METRICS = "metrics.json"
@@ -22,7 +21,7 @@ def prepared_data_of(source: str | Path) -> Path | None:
     """The prepared folder (with its manifest) a run's checkpoint or export was trained on, or None."""
     source = Path(source)
     if source.suffix == ".ckpt":
-        state = torch.load(source, map_location="cpu", weights_only=True, mmap=True)
+        state = read_state(source)
         found = next((v.get("prepared_dir") for k, v in state.items()
                       if k.endswith("DataModule") and isinstance(v, dict)), None)
     else:

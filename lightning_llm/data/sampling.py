@@ -38,10 +38,16 @@ class GlobalBatchSampler(Sampler[list[int]]):
 
 
 class RankSampler(Sampler[int]):
-    """Every `world_size`-th index from `rank`, no padding: evaluation sums stay exact across processes."""
+    """Every `world_size`-th index from `rank`, padded so every process gets as many: indices past
+    `num_samples` stand for padding rows (see `PaddedEval`), which evaluation leaves out of its sums.
+
+    Equal counts matter: under a sharded strategy a process with one batch fewer would wait forever in the
+    others' collectives.
+    """
 
     def __init__(self, num_samples: int, rank: int = 0, world_size: int = 1):
-        self.indices = range(rank, num_samples, world_size)
+        self.padded = -(-num_samples // world_size) * world_size
+        self.indices = range(rank, self.padded, world_size)
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -47,6 +47,23 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False) -> PreTrai
     return tok
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "chat_template.jinja")
+
+
+def tokenizer_files_hash(path: str | Path) -> str | None:
+    """A hash of a local tokenizer folder's files (None for a hub name): prepared data made with a tokenizer
+    is keyed by what the tokenizer is, so retraining the model behind `tokenizer.path` prepares anew."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for name in TOKENIZER_FILES:
+        if (folder / name).is_file():
+            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def tokenizer_hash(tok: PreTrainedTokenizerBase) -> str:
     """Identity of a tokenizer's vocabulary and rules, recorded with the shards it produced."""
     return hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()[:16]

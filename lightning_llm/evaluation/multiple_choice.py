@@ -1,6 +1,7 @@
 """Zero/few-shot multiple choice by log-likelihood, scored the way lm-evaluation-harness scores
 HellaSwag/ARC-style tasks: `acc` picks the choice with the highest summed log-probability given the
-context, `acc_norm` the highest log-probability per UTF-8 byte of the choice.
+context, `acc_norm` the highest log-probability per character of the choice (as the harness divides by
+`len(choice)`; for ASCII text characters and bytes are the same).
 
 A task file is JSONL, one question a line: {"context": str, "choices": [str, ...], "label": int}.
 Few-shot examples are other questions of the same file (seeded), written as context + correct choice.
@@ -52,7 +53,7 @@ def load_task(path: str | Path) -> list[Question]:
 @torch.no_grad()
 def evaluate_task(model, tokenizer, questions: list[Question], num_fewshot: int = 0, seed: int = 1234,
                   limit: int | None = None) -> dict[str, float]:
-    """Accuracy (`acc`) and byte-normalized accuracy (`acc_norm`) over the questions."""
+    """Accuracy (`acc`) and length-normalized accuracy (`acc_norm`, per character) over the questions."""
     rng = random.Random(seed)
     model.eval()
     max_len = getattr(model.config, "max_position_embeddings", None)
@@ -62,7 +63,7 @@ def evaluate_task(model, tokenizer, questions: list[Question], num_fewshot: int 
         shots = rng.sample([x for j, x in enumerate(questions) if j != i], min(num_fewshot, len(questions) - 1))
         prefix = "".join(f"{s.context}{s.choices[s.label]}\n\n" for s in shots)
         logprobs = [_continuation_logprob(model, tokenizer, prefix + q.context, c, max_len) for c in q.choices]
-        norm = [lp / max(1, len(c.encode())) for lp, c in zip(logprobs, q.choices, strict=True)]
+        norm = [lp / max(1, len(c)) for lp, c in zip(logprobs, q.choices, strict=True)]
         correct += int(max(range(len(logprobs)), key=logprobs.__getitem__) == q.label)
         correct_norm += int(max(range(len(norm)), key=norm.__getitem__) == q.label)
     return {"acc": correct / len(scored), "acc_norm": correct_norm / len(scored), "n": len(scored)}

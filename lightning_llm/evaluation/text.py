@@ -18,5 +18,5 @@ def evaluate_text(model, loader: DataLoader, max_batches: int | None = None) -> 
             break
         logits = model(input_ids=batch["input_ids"].to(model.device)).logits
         nats = token_nats(logits, batch["labels"].to(model.device))
-        metrics.update(nats.cpu(), batch["label_bytes"])
+        metrics.update(nats.cpu(), batch["label_bytes"], batch["labels"])
     return {k: float(v) for k, v in metrics.compute().items()}

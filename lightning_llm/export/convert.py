@@ -26,7 +26,8 @@ def convert(source: str | Path, out: str | Path | None = None, fmt: str = "hf", 
     if fmt == "hf" and not quantize:
         return {"out": export_checkpoint(source, out, tokenizer)}
     with tempfile.TemporaryDirectory(prefix="llm-export-") as tmp:
-        hf_dir = source if source.is_dir() else export_checkpoint(source, Path(tmp) / "hf", tokenizer)
+        is_ckpt = source.suffix == ".ckpt"  # a file, or DeepSpeed's folder of that name
+        hf_dir = export_checkpoint(source, Path(tmp) / "hf", tokenizer) if is_ckpt else source
         if quantize:
             from lightning_llm.export.quantize import quantize_export
 
@@ -44,7 +45,7 @@ def _check(source: Path, fmt: str, quantize: str | None) -> None:
         raise UserError("quantize= applies to format=hf (torchao int8 for transformers); export ONNX unquantized")
     if source.suffix != ".ckpt" and not source.is_dir():
         raise UserError(f"model_path={source}: give a .ckpt of an llm-train run or an exported model folder")
-    if not source.is_dir():
+    if source.suffix == ".ckpt":
         return
     if missing := missing_export_files(source):
         raise UserError(f"{source} is not a complete export: missing {', '.join(missing)}")

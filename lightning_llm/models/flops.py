@@ -14,11 +14,14 @@ _CUDA_PEAKS_BF16 = {"H200": 989e12, "H100": 989e12, "GH200": 989e12, "B200": 225
 
 
 def flops_per_token(model: PreTrainedModel, seq_len: int) -> float:
-    """Training FLOPs per token: 6 per matmul weight (forward + backward), the LM head included, plus
+    """Training FLOPs per token: 6 per matmul weight (forward + backward), the LM head counted once, plus
     attention's 12 * layers * hidden * seq_len (PaLM appendix B, as nanoGPT's `estimate_mfu`)."""
     cfg = model.config
     hidden, layers = cfg.hidden_size, cfg.num_hidden_layers
-    matmul_params = model.num_parameters(exclude_embeddings=True) + cfg.vocab_size * hidden
+    matmul_params = model.num_parameters(exclude_embeddings=True)
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is model.get_input_embeddings().weight:
+        matmul_params += head.weight.numel()  # a tied head is counted among the embeddings, not the matmuls
     return 6 * matmul_params + 12 * layers * hidden * seq_len
 
 

@@ -27,20 +27,21 @@ class InitConfig:
 
 @torch.no_grad()
 def init_weights(model: nn.Module, cfg: InitConfig, num_layers: int) -> None:
+    """Every weight matrix (any parameter of 2+ dimensions: linear, embedding, GPT-2's `Conv1D`, stacked
+    experts) follows the scheme and every bias is zeroed; norm weights keep their ones."""
     if cfg.scheme not in SCHEMES:
         raise UserError(f"unknown model.init.scheme={cfg.scheme!r}; choose one of {list(SCHEMES)}")
     if cfg.scheme == "hf":
         return
     residual_std = cfg.std / math.sqrt(2 * num_layers)
-    seen: set[int] = set()
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear | nn.Embedding) and id(module.weight) not in seen:
-            seen.add(id(module.weight))  # tied embeddings: initialize once
-            is_residual = name.rsplit(".", 1)[-1] in cfg.residual_proj
-            std = residual_std if cfg.scheme == "scaled" and is_residual else cfg.std
-            _fill(module.weight, cfg.scheme, std)
-            if getattr(module, "bias", None) is not None:
-                module.bias.zero_()
+    for name, param in model.named_parameters(remove_duplicate=True):  # a tied embedding is filled once
+        parts = name.split(".")
+        if parts[-1] == "bias":
+            param.zero_()
+        elif param.ndim >= 2:
+            owner = parts[-2] if parts[-1] == "weight" and len(parts) > 1 else parts[-1]
+            is_residual = owner in cfg.residual_proj
+            _fill(param, cfg.scheme, residual_std if cfg.scheme == "scaled" and is_residual else cfg.std)
 
 
 def _fill(weight: torch.Tensor, scheme: str, std: float) -> None:

@@ -6,15 +6,16 @@ import logging
 from pathlib import Path
 
 import lightning as L
-import torch
 
+from lightning_llm.checkpoint_files import read_state
 from lightning_llm.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
-    """The newest checkpoint in `folder` that loads; unreadable (e.g. truncated) ones are skipped loudly."""
+    """The newest checkpoint in `folder` that loads (a file, or a DeepSpeed folder); unreadable (e.g. truncated)
+    ones are skipped loudly."""
     candidates = sorted(Path(folder).glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for path in candidates:
         if (problem := checkpoint_problem(path)) is None:
@@ -26,7 +27,7 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
 def checkpoint_problem(path: Path) -> str | None:
     """None when `path` loads as a checkpoint, else what went wrong, in one line."""
     try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        read_state(path)
     except Exception as e:  # torch raises RuntimeError, EOFError or UnpicklingError alike
         return str(e).splitlines()[0] if str(e) else type(e).__name__
     return None
@@ -60,7 +61,7 @@ def check_same_model(ckpt_path: str | None, hparams: dict) -> None:
     """Resuming into another model config would fail deep inside `load_state_dict`: name what differs."""
     if not ckpt_path:
         return
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters")
+    saved = read_state(ckpt_path).get("hyper_parameters")
     if not saved:
         raise UserError(f"{ckpt_path} is not a checkpoint of llm-train (it has no hyper_parameters)")
     diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {hparams[k]!r} now" for k in ("arch", "vocab_size")
@@ -76,8 +77,7 @@ def check_same_model(ckpt_path: str | None, hparams: dict) -> None:
 def wandb_id_of(ckpt_path: str | None) -> str | None:
     if not ckpt_path:
         return None
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    return checkpoint.get("wandb_run_id")
+    return read_state(ckpt_path).get("wandb_run_id")
 
 
 class RunIdInCheckpoint(L.Callback):

@@ -54,6 +54,7 @@ class CausalLMModule(L.LightningModule):
         self.test_metrics = LanguageModelMetrics()
         self.skipped_steps = 0
         self._compiled = None
+        self._step_values: dict[str, list[torch.Tensor]] = {}  # micro-batch losses of the optimizer step
 
     def configure_model(self) -> None:
         # Parallelism from outside the model, in torchtitan's order: activation checkpointing, compile, FSDP2.
@@ -87,10 +88,21 @@ class CausalLMModule(L.LightningModule):
             bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
         if bad:
             return self._nonfinite(loss)
-        self.log("train/loss", loss, on_step=True, prog_bar=True, sync_dist=self.trainer.world_size > 1)
-        if parts:
-            self.log_dict({f"train/{k}": v for k, v in parts.items()}, sync_dist=self.trainer.world_size > 1)
+        for name, value in {"loss": loss, **parts}.items():
+            self._step_values.setdefault(name, []).append(value.detach())
         return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Log each train/<name> once per optimizer step: the mean over its accumulated micro-batches (and,
+        with sync_dist, over the processes), not the last micro-batch's value."""
+        means = {f"train/{k}": torch.stack(v).mean() for k, v in self._step_values.items()}
+        self._step_values.clear()
+        sync = self.trainer.world_size > 1
+        if "train/loss" in means:
+            self.log("train/loss", means.pop("train/loss"), on_step=True, on_epoch=False, prog_bar=True,
+                     sync_dist=sync)
+        if means:
+            self.log_dict(means, on_step=True, on_epoch=False, sync_dist=sync)
 
     def _nonfinite(self, loss: torch.Tensor) -> None:
         step = self.trainer.global_step
@@ -105,10 +117,10 @@ class CausalLMModule(L.LightningModule):
         return None  # Lightning skips backward and the optimizer step
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.val_metrics.update(self.token_nats(batch), batch.get("label_bytes"))
+        self.val_metrics.update(self.token_nats(batch), batch.get("label_bytes"), batch["labels"])
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.test_metrics.update(self.token_nats(batch), batch.get("label_bytes"))
+        self.test_metrics.update(self.token_nats(batch), batch.get("label_bytes"), batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
@@ -123,13 +135,23 @@ class CausalLMModule(L.LightningModule):
         metrics.reset()
 
     def configure_optimizers(self):
-        return build_optimizer(self.model, self.optim_cfg, int(self.trainer.estimated_stepping_batches))
+        return build_optimizer(self.model, self.optim_cfg, self.trainer.estimated_stepping_batches)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng_states"] = _rng_states()
+        # every process's random state (dropout differs per rank), gathered into the one checkpoint file
+        states = _rng_states()
+        if self.trainer.world_size > 1:
+            gathered: list = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, states)
+            checkpoint["rng_states_per_rank"] = gathered
+        checkpoint["rng_states"] = states
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "rng_states" in checkpoint:
+        per_rank = checkpoint.get("rng_states_per_rank")
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self._trainer else (1, 0)
+        if per_rank and len(per_rank) == world:
+            _set_rng_states(per_rank[rank])
+        elif "rng_states" in checkpoint:
             _set_rng_states(checkpoint["rng_states"])
 
 

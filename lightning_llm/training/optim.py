@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -11,6 +12,8 @@ from torch import nn
 from lightning_llm.errors import UserError
 
 SCHEDULES = ("cosine", "wsd", "constant")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +45,16 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+def clamp_warmup(cfg: OptimConfig, total_steps: int) -> OptimConfig:
+    """A warmup as long as the run would never reach the peak lr: cut to a tenth of the run, with a warning."""
+    if cfg.warmup_steps < total_steps:
+        return cfg
+    warmup = total_steps // 10
+    log.warning("optim.warmup_steps=%d is not below the %d training steps: warming up for %d steps instead "
+                "(set optim.warmup_steps to choose)", cfg.warmup_steps, total_steps, warmup)
+    return replace(cfg, warmup_steps=warmup)
+
+
 def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:
     """Multiplier of the peak lr at `step` (0-based)."""
     if step < cfg.warmup_steps:
@@ -58,13 +71,22 @@ def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:
     return 1.0 - (1 - cfg.min_lr_ratio) * progress
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: int):
-    """AdamW over the decay groups and a per-step LambdaLR; the Lightning `configure_optimizers` dict."""
+def build_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: float):
+    """AdamW over the decay groups and a per-step LambdaLR; the Lightning `configure_optimizers` dict.
+
+    `total_steps` is the Trainer's estimate (`estimated_stepping_batches`): infinite when neither
+    `trainer.max_steps` nor `trainer.max_epochs` ends the run, which only a constant schedule can follow.
+    """
     if cfg.schedule not in SCHEDULES:
         raise UserError(f"unknown optim.schedule={cfg.schedule!r}; choose one of {list(SCHEDULES)}")
-    if cfg.warmup_steps >= total_steps:
-        raise UserError(f"optim.warmup_steps={cfg.warmup_steps} is not below the {total_steps} training steps: "
-                        "lower it or train longer (trainer.max_steps)")
+    if math.isinf(total_steps):
+        if cfg.schedule != "constant":
+            raise UserError(f"optim.schedule={cfg.schedule} decays toward the last step, but this run has none "
+                            "(trainer.max_steps=-1 and trainer.max_epochs=-1): set trainer.max_steps (or "
+                            "trainer.max_epochs), or use optim.schedule=constant")
+        total_steps = cfg.warmup_steps + 1
+    total_steps = int(total_steps)
+    cfg = clamp_warmup(cfg, total_steps)
     extra = {k: v for k, v in (("fused", cfg.fused), ("foreach", cfg.foreach)) if v is not None}
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas),
                             eps=cfg.eps, **extra)

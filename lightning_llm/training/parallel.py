@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -67,9 +68,35 @@ def fsdp2_strategy(devices: int, num_nodes: int = 1, **kwargs: Any):
     return ModelParallelStrategy(data_parallel_size=int(devices) * int(num_nodes), tensor_parallel_size=1, **kwargs)
 
 
-def full_model(module: L.LightningModule, weights: dict) -> PreTrainedModel:
-    """The trained `module.model` as one plain `transformers` model; a fresh copy holding `weights` (the state
-    dict the strategy gathered) when the live one is sharded."""
-    if module.device_mesh is None and not isinstance(module.trainer.strategy, FSDPStrategy):
+def full_weights(trainer: L.Trainer, checkpoint_dir: Path) -> dict:
+    """The whole model's state dict on rank 0 (call on every rank). FSDP and FSDP2 gather it; DeepSpeed ZeRO-3
+    has no gather of its own, so its partitions are saved as a checkpoint (`final.ckpt/`) and consolidated."""
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    strategy = trainer.strategy
+    if not (isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3):
+        return strategy.lightning_module_state_dict()
+    from lightning_llm.checkpoint_files import model_weights
+
+    path = checkpoint_dir / "final.ckpt"
+    trainer.save_checkpoint(path)
+    strategy.barrier()
+    return model_weights(path) if trainer.is_global_zero else {}
+
+
+def full_model(trainer: L.Trainer, module: L.LightningModule, weights: dict) -> PreTrainedModel:
+    """The trained `module.model` as one plain `transformers` model; a fresh copy holding `weights` (from
+    `full_weights`) when the live one is sharded."""
+    if not shards_parameters(trainer):
         return module.model
     return model_from_weights(module.model.config, weights)
+
+
+def shards_parameters(trainer: L.Trainer) -> bool:
+    """Whether a forward pass needs every process (FSDP, FSDP2, DeepSpeed ZeRO-3 gather parameters in it)."""
+    from lightning.pytorch.strategies import DeepSpeedStrategy, ModelParallelStrategy
+
+    strategy = trainer.strategy
+    if isinstance(strategy, DeepSpeedStrategy):
+        return strategy.zero_stage_3
+    return isinstance(strategy, FSDPStrategy | ModelParallelStrategy)

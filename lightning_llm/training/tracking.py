@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.utilities.logger import _add_prefix
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
+
+
+def logging_step(trainer) -> int:
+    """The step Lightning logs the current batch's metrics at (one behind `global_step` once the optimizer has
+    stepped): a callback that logs at the same step keeps W&B's history monotonic, so nothing is dropped."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
 
 
 def has_wandb_credentials() -> bool:
@@ -32,6 +41,11 @@ class StepWandbLogger(WandbLogger):
     W&B drops data logged at a step below its current one, so after an exact resume from step k the
     steps the killed run had already logged past k are not written twice into the run's history.
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self._wandb_init.get("anonymous") is None:  # W&B warns about the key, even when it is None
+            self._wandb_init.pop("anonymous", None)
 
     @rank_zero_only
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
@@ -64,3 +78,41 @@ def sync_hint(logger) -> str | None:
         return None
     run_dir = Path(logger.experiment.dir).parent  # <save_dir>/wandb/offline-run-*/files -> its run folder
     return f"wandb sync {run_dir}"
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Keeps an existing metrics.csv and appends to it, under the header it already has."""
+
+    def _check_log_dir_exists(self) -> None:  # Lightning's deletes the file here
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                self.metrics_keys = next(csv.reader(f), [])
+
+
+class AppendingCSVLogger(CSVLogger):
+    """Lightning's `CSVLogger`, except that a run resumed in the same folder appends to `metrics.csv` instead
+    of replacing it: the rows logged before a kill stay, and the steps the killed run had logged past its
+    last checkpoint are logged again after them (readers take the last value of a step)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    @rank_zero_only
+    def fill_missing(self, key: str, points: list[tuple[int, float]]) -> None:
+        """Write the `(step, value)` points of `key` that metrics.csv lacks: a run killed right after its
+        checkpoint never flushed the last steps' rows, which the checkpoint itself recorded."""
+        self.experiment.save()
+        path = self.experiment.metrics_file_path
+        logged = set()
+        if self._fs.isfile(path):
+            with self._fs.open(path, "r", newline="") as f:
+                logged = {int(r["step"]) for r in csv.DictReader(f) if r.get(key) not in (None, "")}
+        for step, value in points:
+            if step not in logged:
+                self.log_metrics({key: value}, step=step)
+        self.save()

@@ -158,6 +158,7 @@ metric_list:
 """
 
 
+@pytest.mark.slow
 def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, corpus_dir, tmp_path):
     from lightning_llm.inference.checkpoint import load_checkpoint
 

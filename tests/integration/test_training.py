@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -29,14 +30,23 @@ def losses(run: Path) -> dict[int, float]:
 @pytest.fixture(scope="module")
 def single_process_run(corpus_dir, tmp_path_factory) -> tuple[Path, list[str]]:
     tmp = tmp_path_factory.mktemp("one")
+    task = tmp / "task.jsonl"
+    task.write_text(json.dumps({"context": "The king", "choices": [" and", " zzz"], "label": 0}) + "\n")
+    # samples and task evaluation fire every 4 steps; batches of one row give the test split an odd count of
+    # batches, which two processes cannot split evenly without padding
     common = [*tiny(corpus_dir, tmp), "logger=csv", "trainer.max_steps=12", "trainer.val_check_interval=6",
-              "trainer.precision=32-true"]
+              "trainer.precision=32-true", "samples.every_n_steps=4", "samples.max_new_tokens=6",
+              f"eval.tasks=[{task}]", "eval.every_n_steps=4", "data.eval_batch_size=1",
+              "trainer.limit_test_batches=1.0"]
     one = llm("train", *common, "data.batch_size=8", f"hydra.run.dir={tmp / 'one'}", cwd=tmp)
     assert one.returncode == 0, one.stderr[-2000:]
+    manifest = json.loads((Path(json.loads((tmp / "one" / "metrics.json").read_text())["prepared_data"]) /
+                           "manifest.json").read_text())
+    assert manifest["splits"]["test"]["sequences"] % 2 == 1  # the uneven case
     return tmp, common
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+@pytest.mark.parametrize("strategy", ["ddp", pytest.param("fsdp2", marks=pytest.mark.slow)])
 def test_two_cpu_processes_follow_the_single_process_trajectory(single_process_run, strategy):
     tmp_path, common = single_process_run
     two = llm("train", *common, "data.batch_size=4", f"strategy={strategy}", "trainer.devices=2",
@@ -49,8 +59,16 @@ def test_two_cpu_processes_follow_the_single_process_trajectory(single_process_r
         assert b[step] == pytest.approx(a[step], rel=1e-3), step
     assert not (tmp_path / "outputs").exists()  # the second rank made no run dir of its own
     assert (tmp_path / strategy / "metrics.json").exists() and (tmp_path / strategy / "export").is_dir()
+    assert two.stdout.count("[samples at step 4]") == 1 and "[samples at step 12]" in two.stdout  # rank 0 prints
+    rows = list(csv.DictReader((tmp_path / strategy / "csv" / "metrics.csv").open()))
+    assert [r["step"] for r in rows if r.get("eval/task/acc")] == ["3", "7", "11"]
+    one_m, two_m = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", strategy))
+    for split in ("val", "test"):  # every evaluation token counted once, padding rows not at all
+        for key, value in one_m[split].items():
+            assert two_m[split][key] == pytest.approx(value, rel=1e-5, abs=1e-5), (split, key)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_auto_is_exact(corpus_dir, tmp_path):
     common = [*tiny(corpus_dir, tmp_path), "logger=csv", "data.batch_size=64", "trainer.max_steps=150",
               "trainer.val_check_interval=50", "checkpoint.every_n_train_steps=5", "samples.max_new_tokens=1"]
@@ -75,6 +93,7 @@ def test_sigkill_then_resume_auto_is_exact(corpus_dir, tmp_path):
     a, b = losses(tmp_path / "straight"), losses(run)
     after = [s for s in a if s >= resumed_from]
     assert len(after) == 150 - resumed_from
+    assert b == a  # the resumed run appended to metrics.csv: every step of the log there, with its value
     assert [b[s] for s in after] == [a[s] for s in after]  # bit-identical per-step losses after the kill
     wa, wb = load_file(tmp_path / "straight" / "export" / "model.safetensors"), load_file(run / "export" /
                                                                                           "model.safetensors")
@@ -95,10 +114,17 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
 
 def test_resume_continues_the_same_wandb_run(corpus_dir, tmp_path):
     run = tmp_path / "wb"
-    common = [*tiny(corpus_dir, tmp_path), "logger=wandb", "samples.max_new_tokens=1", f"hydra.run.dir={run}"]
+    task = tmp_path / "task.jsonl"
+    task.write_text(json.dumps({"context": "The king", "choices": [" and", " zzz"], "label": 0}) + "\n")
+    common = [*tiny(corpus_dir, tmp_path), "logger=wandb", "samples.max_new_tokens=1", f"hydra.run.dir={run}",
+              "samples.every_n_steps=10", f"eval.tasks=[{task}]", "eval.every_n_steps=5"]
     first = llm("train", *common, "trainer.max_steps=20", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "Tried to log to step" not in first.stderr + first.stdout  # no metric dropped by W&B
+    console = first.stderr + first.stdout
+    assert "Tried to log to step" not in console  # no metric dropped by W&B, samples and task evals included
+    for noise in ("anonymous setting", "litlogger", "Total FLOPs", "LeafSpec", "/-2", "model summary"):
+        assert noise not in console, noise  # third-party noise stays in the run's log file
+    assert "LeafSpec" in (run / "train.log").read_text()
     second = llm("train", *common, "trainer.max_steps=30", "resume=auto", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     runs = sorted(p.name for p in (run / "wandb").glob("offline-run-*"))
@@ -106,6 +132,18 @@ def test_resume_continues_the_same_wandb_run(corpus_dir, tmp_path):
     assert "wandb sync" in second.stdout
     tables = " ".join(p.name for p in (run / "wandb").rglob("*.table.json"))
     assert "cleaning_steps" in tables and "dropped_by_reason" in tables  # the cleaning report: table, bar chart
+
+
+@pytest.mark.slow
+def test_a_failed_run_prints_its_error_last(corpus_dir, tmp_path):
+    cmd = [sys.executable, "-m", "lightning_llm.cli.train", *tiny(corpus_dir, tmp_path), "logger=wandb",
+           "trainer.max_steps=-1", f"hydra.run.dir={tmp_path / 'r'}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=300, env={**os.environ, "WANDB_SILENT": "false"})
+    assert proc.returncode == 2
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: optim.schedule=cosine decays toward the last step"), lines[-5:]
+    assert "wandb" in proc.stdout  # W&B did print its teardown, before the error
 
 
 @pytest.mark.parametrize("action", ["stop", "skip"])
@@ -133,3 +171,85 @@ def test_nonfinite_loss_stops_with_the_step_or_skips_the_step(corpus_dir, tmp_pa
         trainer.fit(model, dm)
         assert model.skipped_steps == 1 and trainer.global_step == dm.batches_consumed == 6
         assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def _run_until(cmd: list[str], cwd: Path, marker: Path, timeout: float = 240) -> None:
+    """Start `cmd` in its own process group and SIGKILL the whole group (every rank) once `marker` exists."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + timeout
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_sigkill_of_every_ddp_rank_then_resume_auto_is_exact_and_keeps_the_whole_log(corpus_dir, tmp_path):
+    common = [*tiny(corpus_dir, tmp_path), "logger=csv", "data.batch_size=16", "trainer.max_steps=40",
+              "trainer.val_check_interval=20", "checkpoint.every_n_train_steps=5", "samples.max_new_tokens=1",
+              "strategy=ddp", "trainer.devices=2", "trainer.precision=32-true",
+              "++model.config.attention_dropout=0.1"]  # training draws random numbers on every rank
+    straight = llm("train", *common, f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    run = tmp_path / "killed"
+    _run_until([sys.executable, "-m", "lightning_llm.cli.train", *common, f"hydra.run.dir={run}"], tmp_path,
+               run / "checkpoints" / "step-0000010.ckpt")
+    resumed_from = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.ckpt"))
+    resumed = llm("train", *common, "resume=auto", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = losses(tmp_path / "straight"), losses(run)
+    assert b == a  # the whole per-step log, before and after the kill
+    after = [s for s in a if s >= resumed_from]
+    assert [b[s] for s in after] == [a[s] for s in after]  # bit-identical per-step losses after the kill
+    wa, wb = (load_file(d / "export" / "model.safetensors") for d in (tmp_path / "straight", run))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    changed = llm("train", *common, "resume=auto", "data.batch_size=4", "trainer.max_steps=50",
+                  f"hydra.run.dir={run}", cwd=tmp_path)
+    assert changed.returncode == 2 and "trained with a global batch of 32 sequences" in changed.stderr
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", *args, "-m", "lightning_llm.cli.train"]
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_prepare_the_data_once(corpus_dir, tmp_path):
+    cmd = [*_torchrun("--standalone", "--nproc-per-node", "2"), *tiny(corpus_dir, tmp_path), "logger=csv",
+           "strategy=ddp", "trainer.devices=2", "trainer.max_steps=6", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert log.count("Preparing local files") == 1 and "Reusing prepared data" in log  # by the other rank
+    assert (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data_dirs", ["shared", "node-local"])
+def test_two_simulated_nodes_share_one_run_dir_and_export(corpus_dir, tmp_path, data_dirs):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "run"
+    procs = []
+    for node in (0, 1):
+        data_dir = tmp_path / ("data" if data_dirs == "shared" else f"data-node{node}")
+        cmd = [*_torchrun("--nnodes", "2", "--node-rank", str(node), "--nproc-per-node", "1", "--rdzv-backend",
+                          "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "twonodes"),
+               *[o for o in tiny(corpus_dir, tmp_path) if not o.startswith("paths.data_dir=")],
+               f"paths.data_dir={data_dir}", "logger=csv", "strategy=ddp",
+               "trainer.num_nodes=2", "trainer.devices=1", "trainer.max_steps=6", f"hydra.run.dir={run}"]
+        procs.append(subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    logs = [p.communicate(timeout=400)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    preparations = sum(log.count("Preparing local files") for log in logs)
+    assert preparations == (1 if data_dirs == "shared" else 2)  # one per filesystem
+    assert (run / "metrics.json").exists() and (run / "export" / "model.safetensors").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["run", *(
+        ["data"] if data_dirs == "shared" else ["data-node0", "data-node1"])])  # one run dir, no other

@@ -182,3 +182,23 @@ def test_an_executor_from_config_runs_the_stages(tmp_path):
     kept, report = _run(tmp_path, {"train": [tmp_path / "a.jsonl"]}, executor=executor)
     assert len(kept["train"]) == 3 == report["documents_out"]
     assert [s["step"] for s in report["steps"]][:3] == ["read", "max length", "html to text"]
+
+
+def test_dedup_across_splits_removes_eval_text_from_train_and_never_empties_an_eval_split(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    docs = [PROSE + make_document(rng, sentences=60) for _ in range(5)]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in docs) + "\n")
+    (tmp_path / "held_out.jsonl").write_text(json.dumps({"text": docs[3]}) + "\n" + json.dumps({"text": docs[4]}))
+    held_out = [tmp_path / "held_out.jsonl"]  # the same file as validation and as test
+    kept, report = _run(tmp_path, {"train": [tmp_path / "train.jsonl"], "validation": held_out, "test": held_out},
+                        write_dropped=True)
+    validation, test = (sorted(d["text"] for d in kept[s]) for s in ("validation", "test"))
+    assert len(validation) == 2 and validation == test  # both evaluation splits whole
+    train = {d["text"] for d in kept["train"]}
+    assert len(train) == 3 and not train & set(validation)  # train decontaminated
+    assert report["dropped"] == {"exact_duplicate": 2}
+    exact = next(s for s in report["steps"] if s["step"] == "exact_dedup")
+    assert exact["eval_duplicates_kept"] == 2
+    assert report["records_in"] == report["documents_out"] + sum(report["dropped"].values()) == 9

@@ -63,3 +63,41 @@ def test_onnx_sampling_is_greedy_at_zero_temperature_and_respects_top_k_and_top_
     assert {sample_next(logits, rng, temperature=1.0, top_k=2) for _ in range(200)} == {1, 2}
     assert {sample_next(logits, rng, temperature=1.0, top_k=None, top_p=0.3) for _ in range(50)} == {1}
     assert len({sample_next(logits, rng, temperature=5.0, top_k=None) for _ in range(400)}) == 4
+
+
+def test_a_deepspeed_checkpoint_folder_resumes_exports_and_names_its_run_data(tmp_path):
+    """Lightning's DeepSpeedStrategy (ZeRO-2) writes `NAME.ckpt/checkpoint/mp_rank_00_model_states.pt` holding
+    Lightning's state and the whole module: the same tools must read it as they read a .ckpt file."""
+    import torch
+
+    from lightning_llm.checkpoint_files import is_deepspeed_folder
+    from lightning_llm.data.run_data import prepared_data_of
+    from lightning_llm.export.convert import convert
+    from lightning_llm.inference.checkpoint import model_from_checkpoint
+    from lightning_llm.training.checkpointing import check_same_model, latest_checkpoint, wandb_id_of
+    from lightning_llm.training.module import CausalLMModule
+    from tests.conftest import TINY_MODEL
+
+    prepared = tmp_path / "prepared"
+    (prepared / "tokenizer").mkdir(parents=True)
+    (prepared / "manifest.json").write_text("{}")
+    from lightning_llm.data.tokenizer import train_bpe
+
+    train_bpe(["the king and the queen"] * 40, 300).save_pretrained(prepared / "tokenizer")
+    module = CausalLMModule(300, config=TINY_MODEL)
+    folder = tmp_path / "run" / "checkpoints" / "step-0000010.ckpt"
+    (folder / "checkpoint").mkdir(parents=True)
+    torch.save({"module": {f"_forward_module.{k}": v for k, v in module.state_dict().items()},
+                "hyper_parameters": dict(module.hparams), "wandb_run_id": "abc123",
+                "PretrainDataModule": {"prepared_dir": str(prepared), "batches_consumed": 10}},
+               folder / "checkpoint" / "mp_rank_00_model_states.pt")
+    (folder / "latest").write_text("checkpoint")
+
+    assert is_deepspeed_folder(folder) and latest_checkpoint(folder.parent) == folder
+    check_same_model(str(folder), dict(module.hparams))
+    assert wandb_id_of(str(folder)) == "abc123" and prepared_data_of(folder) == prepared
+    model = model_from_checkpoint(folder)
+    ids = torch.randint(0, 300, (1, 16))
+    assert torch.allclose(model(input_ids=ids).logits, module.model.eval()(input_ids=ids).logits, atol=1e-6)
+    made = convert(folder)
+    assert made["out"] == tmp_path / "run" / "export-step-0000010" and (made["out"] / "model.safetensors").exists()

@@ -112,3 +112,13 @@ def test_a_killed_preparation_resumes_without_redoing_finished_cleaning_shards(d
     corpus = [json.loads(line) for split in ("train", "validation", "test")
               for line in (folder / "corpus" / f"{split}.jsonl").open()]
     assert len(corpus) == report["documents_out"]  # the redone shard is whole again, nothing lost
+
+
+def test_prepared_data_is_keyed_by_the_tokenizer_s_content_not_its_path(data_cfg, tmp_path):
+    from lightning_llm.data.tokenizer import train_bpe
+
+    folder = tmp_path / "export"
+    train_bpe(["the king and the queen"] * 50, 280).save_pretrained(folder)
+    before = prepared_dir(_cfg(data_cfg), TokenizerConfig(path=str(folder)), tmp_path)
+    train_bpe(["to be or not to be"] * 50, 280).save_pretrained(folder)  # the same path, retrained
+    assert prepared_dir(_cfg(data_cfg), TokenizerConfig(path=str(folder)), tmp_path) != before

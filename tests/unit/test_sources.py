@@ -72,3 +72,17 @@ def test_both_editions_of_a_play_share_a_group():
     assert play_of("hamlet_gut") == play_of("hamlet_gut_f") == "hamlet"
     assert play_of("twelfe-night_gut_f") == play_of("twelfth_night_gut")
     assert play_of("macbeth_gut") != play_of("hamlet_gut")
+
+
+def test_csv_and_tsv_read_their_text_column_and_keep_the_rest_as_metadata(tmp_path):
+    (tmp_path / "a.csv").write_text('id,body,lang\n1,"Hello, world.\nA second line, quoted.",en\n2,Plain,fr\n')
+    (tmp_path / "b.tsv").write_text("id\tbody\n3\tTabbed text, with a comma\n")
+    (tmp_path / "c.csv").write_text("id,other\n4,no text column here\n")
+    cfg = DataConfig(data_files={"train": [str(tmp_path / "a.csv"), str(tmp_path / "b.tsv"),
+                                           str(tmp_path / "c.csv")]}, text_column="body")
+    outputs, report = clean_corpus(source_readers(cfg, tmp_path / "w"), NO_STEPS, tmp_path / "w" / "cleaning")
+    docs = [json.loads(line) for f in sorted(outputs["train"].glob("*.jsonl")) for line in f.open()]
+    assert sorted(d["text"] for d in docs) == ["Hello, world.\nA second line, quoted.", "Plain",
+                                               "Tabbed text, with a comma"]  # no header, no commas of the row
+    assert {d["id"]: d.get("lang") for d in docs} == {"1": "en", "2": "fr", "3": None}
+    assert report["dropped"] == {"no_body_field": 1}  # the row of c.csv, counted

@@ -51,7 +51,7 @@ def build_report(stages, outputs: dict[str, Path]) -> dict:
             if unexplained > 0:
                 dropped[dedup or "filtered"] = dropped.get(dedup or "filtered", 0) + unexplained
             out = total - sum(dropped.values())
-            lines = {k: int(v) for k, v in stats.items() if k.startswith("line-filter")}
+            lines = {k: int(v) for k, v in stats.items() if k.startswith("line-filter") or k == "eval_duplicates_kept"}
             _add(steps, name, total, out, int(stats.get("doc_len", 0)) if "forwarded" in stats else 0, dropped,
                  **lines)
     kept = {split: _count_docs(folder) for split, folder in outputs.items()}

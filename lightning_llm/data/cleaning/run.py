@@ -114,19 +114,16 @@ def clean_corpus(readers: dict[str, PipelineStep], cfg: CleaningConfig, work_dir
 
 
 def _exact_dedup(corpus: _Corpus, current: Path) -> Path:
-    from datatrove.pipeline.dedup.exact_dedup import (
-        ExactDedupConfig,
-        ExactDedupFilter,
-        ExactDedupSignature,
-        ExactFindDedups,
-    )
+    from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupSignature, ExactFindDedups
 
-    config = ExactDedupConfig(content_getter=_text)
+    from lightning_llm.data.cleaning.dedup import ExactDedupKeepEval, priority
+
+    config = ExactDedupConfig(content_getter=_text, document_priority=priority)
     sigs, dups = corpus.work_dir / "exact" / "sigs", corpus.work_dir / "exact" / "dups"
     corpus.signatures("exact_dedup/signatures", current, ExactDedupSignature(str(sigs), config), Path("exact") / "sigs")
     corpus.run("exact_dedup/find", [ExactFindDedups(str(sigs), str(dups), config)], Path("exact") / "find",
                tasks=1, workers=1)
-    return corpus.filter("exact_dedup", current, partial(ExactDedupFilter, str(dups), config),
+    return corpus.filter("exact_dedup", current, partial(ExactDedupKeepEval, str(dups), config),
                          corpus.work_dir / "exact_kept", Path("exact") / "filter")
 
 
@@ -135,9 +132,10 @@ def _near_dedup(corpus: _Corpus, current: Path) -> Path:
         MinhashConfig,
         MinhashDedupBuckets,
         MinhashDedupCluster,
-        MinhashDedupFilter,
         MinhashDedupSignature,
     )
+
+    from lightning_llm.data.cleaning.dedup import MinhashDedupKeepEval
 
     args = dict(corpus.cfg.near_dedup or {})
     threshold, rows = args.pop("threshold", 0.8), args.pop("hashes_per_bucket", 8)
@@ -151,7 +149,7 @@ def _near_dedup(corpus: _Corpus, current: Path) -> Path:
                logs / "buckets", tasks=buckets)
     corpus.run("near_dedup/cluster", [MinhashDedupCluster(str(base / "buckets"), str(base / "remove_ids"),
                                                           config=config)], logs / "cluster", tasks=1, workers=1)
-    return corpus.filter("near_dedup", current, partial(MinhashDedupFilter, str(base / "remove_ids")),
+    return corpus.filter("near_dedup", current, partial(MinhashDedupKeepEval, str(base / "remove_ids")),
                          corpus.work_dir / "kept", logs / "filter")
 
 

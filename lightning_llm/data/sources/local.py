@@ -30,7 +30,7 @@ def local_reader(files: list[str], split: str, text_column: str, work_dir: Path,
     for f in files:
         if kind_of(f) is None:
             raise UserError(f"data.data_files.{split}: {f} is not a supported file (.txt/.md or any UTF-8 text, "
-                            ".html/.htm, .jsonl/.json, .parquet, optionally .gz/.zst compressed)")
+                            ".html/.htm, .jsonl/.json, .parquet, .csv/.tsv, optionally .gz/.zst compressed)")
         try:
             with open(f, "rb") as fh:
                 fh.read(1)

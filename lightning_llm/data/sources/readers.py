@@ -17,18 +17,19 @@ TEXT_SUFFIXES = {".txt", ".text", ".md"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 JSON_SUFFIXES = {".jsonl", ".json", ".ndjson"}
 PARQUET_SUFFIXES = {".parquet"}
+CSV_SUFFIXES = {".csv", ".tsv"}
 COMPRESSION_SUFFIXES = {".gz", ".zst", ".zstd", ".bz2", ".xz"}
 
 
 def kind_of(path: str) -> str | None:
-    """"text", "html", "jsonl" or "parquet" from a file name (compression suffixes ignored); a file with
+    """"text", "html", "jsonl", "parquet" or "csv" from a file name (compression suffixes ignored); a file with
     another or no suffix (README, LICENSE-2.0, chapter.01) is plain text if its start is UTF-8 without NULs."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in COMPRESSION_SUFFIXES:
         suffix = Path(p.stem).suffix.lower()
     for kind, suffixes in (("text", TEXT_SUFFIXES), ("html", HTML_SUFFIXES), ("jsonl", JSON_SUFFIXES),
-                           ("parquet", PARQUET_SUFFIXES)):
+                           ("parquet", PARQUET_SUFFIXES), ("csv", CSV_SUFFIXES)):
         if suffix in suffixes:
             return kind
     return "text" if _looks_like_text(p) else None
@@ -49,11 +50,12 @@ def _looks_like_text(path: Path) -> bool:
 
 
 class LocalDocumentsReader(BaseDiskReader):
-    """Text/HTML files (one document each), JSONL and Parquet (one per record), optionally compressed.
+    """Text/HTML files (one document each), JSONL, Parquet and CSV/TSV with a header (one per record),
+    optionally compressed.
 
     Args:
         paths_file: a file listing the input paths, one per line, relative to `/`.
-        text_key: the JSONL/Parquet field holding the text.
+        text_key: the JSONL/Parquet field (CSV column) holding the text.
         default_metadata: added to every document (e.g. {"split": "train"}).
     """
 
@@ -76,6 +78,8 @@ class LocalDocumentsReader(BaseDiskReader):
             yield from self._jsonl(filepath)
         elif kind == "parquet":
             yield from self._parquet(filepath)
+        elif kind == "csv":
+            yield from self._csv(filepath)
         else:
             self.stat_update("dropped_unsupported_file")
 
@@ -117,6 +121,21 @@ class LocalDocumentsReader(BaseDiskReader):
         with self.data_folder.open(filepath, "rb") as f:
             table = pq.read_table(f)
         for index, record in enumerate(table.to_pylist()):
+            doc = self._from_record(record, filepath, index)
+            if doc is not None:
+                yield doc
+
+    def _csv(self, filepath: str):
+        """One document per row of a CSV (TSV) file with a header; quoted fields may span lines."""
+        import csv
+        import io
+
+        with self.data_folder.open(filepath, "rb", compression=self.compression) as f:
+            text = self._decode(f.read())
+        delimiter = "\t" if ".tsv" in Path(filepath).suffixes else ","
+        csv.field_size_limit(1 << 30)  # a row can hold a whole book
+        for index, record in enumerate(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)):
+            record.pop(None, None)  # cells beyond the header
             doc = self._from_record(record, filepath, index)
             if doc is not None:
                 yield doc

@@ -2,6 +2,7 @@
 
 from lightning_llm.training.callbacks.curves import LossCurves
 from lightning_llm.training.callbacks.evaluation import TaskEval, TextSamples
+from lightning_llm.training.callbacks.progress import StepProgressBar
 from lightning_llm.training.callbacks.throughput import ThroughputMFU
 
-__all__ = ["LossCurves", "TaskEval", "TextSamples", "ThroughputMFU"]
+__all__ = ["LossCurves", "StepProgressBar", "TaskEval", "TextSamples", "ThroughputMFU"]

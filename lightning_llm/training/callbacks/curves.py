@@ -9,7 +9,10 @@ from lightning.pytorch.utilities import rank_zero_only
 
 
 class LossCurves(L.Callback):
-    """Records `train/loss` every step and `val/loss` at each validation; writes `path` when fit ends."""
+    """Records `train/loss` every optimizer step and `val/loss` at each validation; writes `path` when fit ends.
+
+    The points travel in checkpoints, so the curves of a resumed run start at step 0, not at the resume.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -17,13 +20,29 @@ class LossCurves(L.Callback):
         self.val: list[tuple[int, float]] = []
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            self.train.append((trainer.global_step, float(loss)))
+        step = trainer.global_step  # the optimizer step just taken (logged loss: its micro-batches' mean)
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None and (not self.train or self.train[-1][0] != step):
+            self.train.append((step, float(loss)))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
         if not trainer.sanity_checking and "val/loss" in trainer.callback_metrics:
             self.val.append((trainer.global_step, float(trainer.callback_metrics["val/loss"])))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        from lightning_llm.training.tracking import AppendingCSVLogger
+
+        # the loss of optimizer step k is logged at Lightning's step k - 1
+        for logger in trainer.loggers:
+            if isinstance(logger, AppendingCSVLogger) and self.train:
+                logger.fill_missing("train/loss", [(step - 1, loss) for step, loss in self.train])
+
+    def state_dict(self) -> dict:
+        return {"train": [list(p) for p in self.train], "val": [list(p) for p in self.val]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.train = [tuple(p) for p in state_dict.get("train", [])]
+        self.val = [tuple(p) for p in state_dict.get("val", [])]
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module) -> None:
