@@ -143,7 +143,10 @@ class PretrainDataModule(L.LightningDataModule):
                           **self._workers())
 
     def _workers(self) -> dict:
-        return {"num_workers": self.data.num_workers, "persistent_workers": self.data.num_workers > 0}
+        # A generator of its own: a DataLoader otherwise draws its workers' base seed from the global RNG each
+        # time an iteration starts, which shifts the dropout masks of a resumed run against the uninterrupted one.
+        return {"num_workers": self.data.num_workers, "persistent_workers": self.data.num_workers > 0,
+                "generator": torch.Generator().manual_seed(self.seed)}
 
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -150,9 +150,16 @@ class CausalLMModule(L.LightningModule):
         per_rank = checkpoint.get("rng_states_per_rank")
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self._trainer else (1, 0)
         if per_rank and len(per_rank) == world:
-            _set_rng_states(per_rank[rank])
+            self._rng_to_restore = per_rank[rank]
         elif "rng_states" in checkpoint:
-            _set_rng_states(checkpoint["rng_states"])
+            self._rng_to_restore = checkpoint["rng_states"]
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Restored right before the first step, not at load time: setting up the run after the load (loops,
+        # dataloaders, the strategy) may draw random numbers the interrupted run drew before its checkpoint.
+        if (states := getattr(self, "_rng_to_restore", None)) is not None:
+            _set_rng_states(states)
+            self._rng_to_restore = None
 
 
 def _rng_states() -> dict[str, Any]:
