@@ -55,6 +55,7 @@ class CausalLMModule(L.LightningModule):
         self.skipped_steps = 0
         self._compiled = None
         self._step_values: dict[str, list[torch.Tensor]] = {}  # micro-batch losses of the optimizer step
+        self._rng_to_restore: dict[str, Any] | None = None  # a checkpoint's random state, for the next step
 
     def configure_model(self) -> None:
         # Parallelism from outside the model, in torchtitan's order: activation checkpointing, compile, FSDP2.
@@ -157,8 +158,8 @@ class CausalLMModule(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Restored right before the first step, not at load time: setting up the run after the load (loops,
         # dataloaders, the strategy) may draw random numbers the interrupted run drew before its checkpoint.
-        if (states := getattr(self, "_rng_to_restore", None)) is not None:
-            _set_rng_states(states)
+        if self._rng_to_restore is not None:
+            _set_rng_states(self._rng_to_restore)
             self._rng_to_restore = None
 
 

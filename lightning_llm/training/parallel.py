@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning as L
 import transformers
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -63,16 +63,12 @@ def check_multirun(is_multirun: bool, strategy: Any, devices: Any) -> None:
 
 def fsdp2_strategy(devices: int, num_nodes: int = 1, **kwargs: Any):
     """ModelParallelStrategy with every process in the data-parallel (FSDP2) dimension, no tensor parallel."""
-    from lightning.pytorch.strategies import ModelParallelStrategy
-
     return ModelParallelStrategy(data_parallel_size=int(devices) * int(num_nodes), tensor_parallel_size=1, **kwargs)
 
 
 def full_weights(trainer: L.Trainer, checkpoint_dir: Path) -> dict:
     """The whole model's state dict on rank 0 (call on every rank). FSDP and FSDP2 gather it; DeepSpeed ZeRO-3
     has no gather of its own, so its partitions are saved as a checkpoint (`final.ckpt/`) and consolidated."""
-    from lightning.pytorch.strategies import DeepSpeedStrategy
-
     strategy = trainer.strategy
     if not (isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3):
         return strategy.lightning_module_state_dict()
@@ -94,8 +90,6 @@ def full_model(trainer: L.Trainer, module: L.LightningModule, weights: dict) -> 
 
 def shards_parameters(trainer: L.Trainer) -> bool:
     """Whether a forward pass needs every process (FSDP, FSDP2, DeepSpeed ZeRO-3 gather parameters in it)."""
-    from lightning.pytorch.strategies import DeepSpeedStrategy, ModelParallelStrategy
-
     strategy = trainer.strategy
     if isinstance(strategy, DeepSpeedStrategy):
         return strategy.zero_stage_3

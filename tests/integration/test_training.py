@@ -95,6 +95,9 @@ def test_sigkill_then_resume_auto_is_exact(corpus_dir, tmp_path):
     after = [s for s in a if s >= resumed_from]
     assert len(after) == 150 - resumed_from
     assert b == a  # the resumed run appended to metrics.csv: every step of the log there, with its value
+    curves = next(v for k, v in torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"].items()
+                  if k.startswith("LossCurves"))
+    assert [s for s, _ in curves["train"]] == list(range(1, 151))  # curves.png is drawn from the whole run
     assert [b[s] for s in after] == [a[s] for s in after]  # bit-identical per-step losses after the kill
     wa, wb = load_file(tmp_path / "straight" / "export" / "model.safetensors"), load_file(run / "export" /
                                                                                           "model.safetensors")

@@ -20,7 +20,7 @@ from tests.conftest import TINY_MODEL
 from tests.unit.test_training_units import _counting_shard
 
 
-def _dataset(rows: int = 64) -> PackedDataset:
+def _dataset() -> PackedDataset:
     return PackedDataset([_counting_shard()], np.ones(300, dtype=np.uint8))
 
 

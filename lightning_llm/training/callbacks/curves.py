@@ -7,6 +7,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from lightning_llm.training.tracking import AppendingCSVLogger
+
 
 class LossCurves(L.Callback):
     """Records `train/loss` every optimizer step and `val/loss` at each validation; writes `path` when fit ends.
@@ -30,8 +32,6 @@ class LossCurves(L.Callback):
             self.val.append((trainer.global_step, float(trainer.callback_metrics["val/loss"])))
 
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
-        from lightning_llm.training.tracking import AppendingCSVLogger
-
         # the loss of optimizer step k is logged at Lightning's step k - 1
         for logger in trainer.loggers:
             if isinstance(logger, AppendingCSVLogger) and self.train:
