@@ -57,3 +57,20 @@ def tok_cfg() -> dict:
 
 TINY_MODEL = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
               "num_key_value_heads": 4, "max_position_embeddings": 64}
+
+
+@pytest.fixture(scope="session")
+def tiny_export(corpus_dir: Path) -> Path:
+    """A tiny Llama and its BPE exported as an HF folder: the model fine-tuning tests start from."""
+    folder = _TMP / "tiny-export"
+    if not folder.exists():
+        from lightning_llm.data.tokenizer import train_bpe
+        from lightning_llm.export import export_hf
+        from lightning_llm.models import InitConfig, build_causal_lm, model_config
+
+        texts = [p.read_text() for p in sorted(corpus_dir.glob("*.txt"))]
+        texts.append("User: Assistant: System: Question: Who says Translate to es: Summarize: \n" * 20)
+        tok = train_bpe(texts, vocab_size=400)
+        cfg = model_config("llama", {**TINY_MODEL, "max_position_embeddings": 128}, len(tok), tok.eos_token_id)
+        export_hf(build_causal_lm(cfg, InitConfig()), tok, folder, max_length=128)
+    return folder

@@ -48,11 +48,15 @@ def train(cfg: DictConfig) -> dict | None:
     ckpt_path = resolve_resume(cfg.resume, cfg.ckpt_path, run_dir / "checkpoints")
     L.seed_everything(cfg.seed, workers=True)
 
+    if cfg.get("task", "pretrain") != "pretrain":
+        from lightning_llm.cli.finetune import finetune
+
+        return finetune(cfg, run_dir, strategy, ckpt_path, start)
     datamodule = build_data(cfg)
     module = build_module(cfg, datamodule)
     check_same_model(ckpt_path, module.hparams)
-    logger = build_logger(cfg, ckpt_path, datamodule)
-    trainer = build_trainer(cfg, run_dir, strategy, logger, datamodule)
+    logger = build_logger(cfg, ckpt_path, datamodule.prepared_dir / REPORT)
+    trainer = build_trainer(cfg, run_dir, strategy, logger, pretrain_callbacks(cfg, datamodule))
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.limit_val_batches = 1.0  # trainer.limit_val_batches is for the checks during training only
@@ -74,7 +78,7 @@ def _strategy(cfg: DictConfig):
 
 
 def build_data(cfg: DictConfig) -> PretrainDataModule:
-    datamodule = PretrainDataModule(_plain(cfg.data), _plain(cfg.tokenizer), cfg.paths.data_dir, seed=cfg.seed)
+    datamodule = PretrainDataModule(plain(cfg.data), plain(cfg.tokenizer), cfg.paths.data_dir, seed=cfg.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
@@ -82,8 +86,8 @@ def build_data(cfg: DictConfig) -> PretrainDataModule:
 
 def build_module(cfg: DictConfig, datamodule: PretrainDataModule) -> CausalLMModule:
     m = cfg.model
-    student = dict(vocab_size=datamodule.vocab_size, arch=m.arch, config=_plain(m.config), init=_plain(m.init),
-                   optim=_plain(cfg.optim), eos_token_id=datamodule.tokenizer.eos_token_id, compile=m.compile,
+    student = dict(vocab_size=datamodule.vocab_size, arch=m.arch, config=plain(m.config), init=plain(m.init),
+                   optim=plain(cfg.optim), eos_token_id=datamodule.tokenizer.eos_token_id, compile=m.compile,
                    activation_checkpointing=m.activation_checkpointing, on_nonfinite_loss=cfg.on_nonfinite_loss)
     if cfg.distill and cfg.distill.teacher:
         d = cfg.distill
@@ -98,32 +102,39 @@ def build_module(cfg: DictConfig, datamodule: PretrainDataModule) -> CausalLMMod
     return module
 
 
-def build_logger(cfg: DictConfig, ckpt_path: str | None, datamodule: PretrainDataModule):
-    """The configured logger (False for none), continuing the W&B run of a resumed checkpoint."""
+def build_logger(cfg: DictConfig, ckpt_path: str | None, report: Path | None = None):
+    """The configured logger (False for none), continuing the W&B run of a resumed checkpoint; a new W&B run
+    gets the data-cleaning `report`."""
     if not cfg.get("logger"):
         return False
     wandb_id = wandb_id_of(ckpt_path)
     extra = {"id": wandb_id} if wandb_id and cfg.logger._target_.endswith("wandb_logger") else {}
     logger = instantiate(cfg.logger, **extra)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0 and not ckpt_path:
-        log_to_wandb(json.loads((datamodule.prepared_dir / REPORT).read_text()), logger.experiment)
+    if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0 and not ckpt_path and report and report.is_file():
+        log_to_wandb(json.loads(report.read_text()), logger.experiment)
     return logger
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, datamodule: PretrainDataModule) -> L.Trainer:
-    callbacks = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
-                        every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
-                        monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
-        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps),
+def pretrain_callbacks(cfg: DictConfig, datamodule: PretrainDataModule) -> list[L.Callback]:
+    """Task evals and text samples during pretraining (besides the callbacks of every run)."""
+    return [
         TaskEval(datamodule.tokenizer, list(cfg.eval.tasks), cfg.eval.every_n_steps, cfg.eval.num_fewshot,
                  cfg.eval.limit),
         TextSamples(datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.every_n_steps,
                     cfg.samples.max_new_tokens, cfg.samples.temperature, cfg.samples.top_k, cfg.seed),
+    ]
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[L.Callback]) -> L.Trainer:
+    callbacks = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
+                        every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
+                        monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
+        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps), *extra,
     ] + ([LearningRateMonitor(logging_interval="step")] if logger else []) \
       + ([StepProgressBar()] if cfg.trainer.enable_progress_bar and _has_rich() else [])
-    trainer_args = _plain(cfg.trainer)
+    trainer_args = plain(cfg.trainer)
     trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])
     return L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
                      default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
@@ -163,7 +174,7 @@ def _has_rich() -> bool:
     return importlib.util.find_spec("rich") is not None  # else Lightning's tqdm bar, which has no "/-2"
 
 
-def _plain(node) -> dict:
+def plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 

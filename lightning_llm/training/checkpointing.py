@@ -64,9 +64,9 @@ def check_same_model(ckpt_path: str | None, hparams: dict) -> None:
     saved = read_state(ckpt_path).get("hyper_parameters")
     if not saved:
         raise UserError(f"{ckpt_path} is not a checkpoint of llm-train (it has no hyper_parameters)")
-    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {hparams[k]!r} now" for k in ("arch", "vocab_size")
-             if saved.get(k) != hparams[k]]
-    old, new = saved.get("config") or {}, hparams["config"]
+    keys = [k for k in ("arch", "vocab_size", "init_from", "labels", "lora") if k in hparams]
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {hparams[k]!r} now" for k in keys if saved.get(k) != hparams[k]]
+    old, new = saved.get("config") or {}, hparams.get("config") or {}
     diffs += [f"model.config.{k}: {old.get(k)!r} in the checkpoint, {new.get(k)!r} now"
               for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
     if diffs:

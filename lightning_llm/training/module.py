@@ -50,6 +50,10 @@ class CausalLMModule(L.LightningModule):
                                    "on_nonfinite_loss": on_nonfinite_loss})
         hf_config = model_config(arch, dict(config or {}), vocab_size, eos_token_id)
         self.model = build_causal_lm(hf_config, self.init_cfg)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        """What training and evaluation keep besides the model (subclasses that load their model call it)."""
         self.val_metrics = LanguageModelMetrics()
         self.test_metrics = LanguageModelMetrics()
         self.skipped_steps = 0
@@ -71,12 +75,14 @@ class CausalLMModule(L.LightningModule):
             # kept out of the module tree so checkpoints and exports keep the plain parameter names
             object.__setattr__(self, "_compiled", torch.compile(self.model))
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        # Never an attention mask: with position ids restarting at 0 (packed examples) transformers builds a
+        # per-example mask only when no 2D mask is given.
         model = self._compiled if self._compiled is not None and self.training else self.model
-        return model(input_ids=input_ids, use_cache=False).logits
+        return model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
 
     def token_nats(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return token_nats(self(batch["input_ids"]), batch["labels"])
+        return token_nats(self(batch["input_ids"], batch.get("position_ids")), batch["labels"])
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimize, and its parts to log as train/<name> (subclasses change the objective)."""

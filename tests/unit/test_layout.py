@@ -17,7 +17,8 @@ LAYERS = {
     "data": 2, "models": 2,
     "inference": 3, "evaluation": 3,
     "export": 4, "training": 4,
-    "cli": 5,
+    "tasks": 5,
+    "cli": 6,
 }
 
 

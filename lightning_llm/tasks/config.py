@@ -1,0 +1,98 @@
+"""Typed configs of the fine-tuning tasks; `data=sft` / `data=ner` and the `finetune` keys map onto them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMATS = ("prompt_response", "messages", "alpaca", "squad", "translation", "pair", "lines")
+
+
+@dataclass
+class TaskSplitConfig:
+    """How validation/test are cut from train when the source does not provide them."""
+
+    validation: float = 0.05
+    test: float = 0.05
+    seed: int = 1234
+
+
+@dataclass
+class SFTDataConfig:
+    """Instruction data: where examples come from, their format, and how they become batches.
+
+    Sources, by precedence: `data_files` (local files per split), `path` (a `datasets` hub name), `source`
+    (a built-in task dataset, see `lightning_llm.tasks.sources`).
+    """
+
+    format: str = "prompt_response"
+    source: str | None = None
+    path: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    data_files: dict[str, Any] | None = None
+    column_map: dict[str, str] | None = None  # our field -> the data's column, e.g. {prompt: question}
+    source_lang: str = "en"  # translation: keys of the `translation` dict
+    target_lang: str = "es"
+    template: str | None = None  # the user turn, with {fields} of the record; None: the format's default
+    system: str | None = None  # a system turn before every example
+    train_on_prompt: bool = False  # also learn the prompt tokens (default: the response tokens only)
+    pack: bool = True  # several examples per row, each with its own positions and no attention across
+    seq_len: int = 256
+    batch_size: int = 16
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    max_examples: dict[str, int] | None = None  # cap per split, e.g. {train: 20000}
+    split: TaskSplitConfig = field(default_factory=TaskSplitConfig)
+
+    def __post_init__(self) -> None:
+        files = {k: v for k, v in (self.data_files or {}).items() if v}
+        self.data_files = files or None
+
+
+@dataclass
+class NERDataConfig:
+    """Token-classification data: CoNLL column files or JSONL `tokens`/`ner_tags`."""
+
+    format: str = "conll"  # conll | jsonl
+    source: str | None = None
+    path: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    data_files: dict[str, Any] | None = None
+    token_column: int = 0  # CoNLL: the word's column
+    tag_column: int = -1  # CoNLL: the tag's column
+    scheme: str = "iob2"  # iob2 | iob1 (converted to IOB2)
+    label_names: list[str] | None = None  # JSONL with integer ner_tags: the name of each id
+    seq_len: int = 256
+    batch_size: int = 16
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    max_examples: dict[str, int] | None = None
+    split: TaskSplitConfig = field(default_factory=TaskSplitConfig)
+
+    def __post_init__(self) -> None:
+        files = {k: v for k, v in (self.data_files or {}).items() if v}
+        self.data_files = files or None
+
+
+@dataclass
+class LoraConfig:
+    """Low-rank adapters (through `peft`); `r: 0` means full fine-tuning."""
+
+    r: int = 0
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"
+
+
+@dataclass
+class GenEvalConfig:
+    """Evaluation by generation on validation and test: which metrics, on how many examples."""
+
+    metrics: list[str] = field(default_factory=list)  # squad | bleu | chrf | rouge
+    max_examples: int = 200  # per split (the first N, the same every time)
+    max_new_tokens: int = 48
+    batch_size: int = 32
+    baseline: str | None = None  # the trivial baseline: copy | majority | lead
+    samples_shown: int = 5
