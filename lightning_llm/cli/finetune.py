@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from lightning_llm.cli.train import build_logger, build_trainer, plain
+from lightning_llm.cli._run import build_logger, build_trainer, plain
 from lightning_llm.data.chat import with_chat_template
 from lightning_llm.data.run_data import METRICS
 from lightning_llm.errors import UserError

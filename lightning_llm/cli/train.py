@@ -6,7 +6,6 @@ and test; then (rank 0) export, write metrics.json and print samples.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -16,26 +15,22 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.cli._app import check_recipe_arg, hydra_main
+from lightning_llm.cli._run import build_logger, build_trainer, plain
 from lightning_llm.data import PretrainDataModule
-from lightning_llm.data.cleaning.report import log_to_wandb
 from lightning_llm.data.pipeline import REPORT
 from lightning_llm.data.run_data import METRICS, PREPARED_KEY
 from lightning_llm.errors import UserError
 from lightning_llm.export import export_hf
 from lightning_llm.inference import generate
 from lightning_llm.io import write_json
-from lightning_llm.training.callbacks import LossCurves, StepProgressBar, TaskEval, TextSamples, ThroughputMFU
-from lightning_llm.training.checkpointing import RunIdInCheckpoint, check_same_model, resolve_resume, wandb_id_of
+from lightning_llm.training.callbacks import TaskEval, TextSamples, ThroughputMFU
+from lightning_llm.training.checkpointing import check_same_model, resolve_resume
 from lightning_llm.training.distillation import DistillationModule, check_teacher_tokenizer
 from lightning_llm.training.module import CausalLMModule
 from lightning_llm.training.parallel import check_multirun, full_model, full_weights
-from lightning_llm.training.precision import resolve_precision
 from lightning_llm.training.tracking import sync_hint
 
 log = logging.getLogger("lightning_llm")
@@ -102,19 +97,6 @@ def build_module(cfg: DictConfig, datamodule: PretrainDataModule) -> CausalLMMod
     return module
 
 
-def build_logger(cfg: DictConfig, ckpt_path: str | None, report: Path | None = None):
-    """The configured logger (False for none), continuing the W&B run of a resumed checkpoint; a new W&B run
-    gets the data-cleaning `report`."""
-    if not cfg.get("logger"):
-        return False
-    wandb_id = wandb_id_of(ckpt_path)
-    extra = {"id": wandb_id} if wandb_id and cfg.logger._target_.endswith("wandb_logger") else {}
-    logger = instantiate(cfg.logger, **extra)
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0 and not ckpt_path and report and report.is_file():
-        log_to_wandb(json.loads(report.read_text()), logger.experiment)
-    return logger
-
 
 def pretrain_callbacks(cfg: DictConfig, datamodule: PretrainDataModule) -> list[L.Callback]:
     """Task evals and text samples during pretraining (besides the callbacks of every run)."""
@@ -125,19 +107,6 @@ def pretrain_callbacks(cfg: DictConfig, datamodule: PretrainDataModule) -> list[
                     cfg.samples.max_new_tokens, cfg.samples.temperature, cfg.samples.top_k, cfg.seed),
     ]
 
-
-def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[L.Callback]) -> L.Trainer:
-    callbacks = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
-                        every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
-                        monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
-        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps), *extra,
-    ] + ([LearningRateMonitor(logging_interval="step")] if logger else []) \
-      + ([StepProgressBar()] if cfg.trainer.enable_progress_bar and _has_rich() else [])
-    trainer_args = plain(cfg.trainer)
-    trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])
-    return L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
-                     default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
 
 
 def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMModule,
@@ -168,14 +137,6 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
     return metrics
 
 
-def _has_rich() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("rich") is not None  # else Lightning's tqdm bar, which has no "/-2"
-
-
-def plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
 def shared_run_dir(argv: list[str]) -> list[str]:

@@ -1,0 +1,56 @@
+"""What every training run of `llm-train` builds the same way: its logger and its Trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_llm.data.cleaning.report import log_to_wandb
+from lightning_llm.training.callbacks import LossCurves, StepProgressBar, ThroughputMFU
+from lightning_llm.training.checkpointing import RunIdInCheckpoint, wandb_id_of
+from lightning_llm.training.precision import resolve_precision
+
+
+def build_logger(cfg: DictConfig, ckpt_path: str | None, report: Path | None = None):
+    """The configured logger (False for none), continuing the W&B run of a resumed checkpoint; a new W&B run
+    gets the data-cleaning `report`."""
+    if not cfg.get("logger"):
+        return False
+    wandb_id = wandb_id_of(ckpt_path)
+    extra = {"id": wandb_id} if wandb_id and cfg.logger._target_.endswith("wandb_logger") else {}
+    logger = instantiate(cfg.logger, **extra)
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0 and not ckpt_path and report and report.is_file():
+        log_to_wandb(json.loads(report.read_text()), logger.experiment)
+    return logger
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[L.Callback]) -> L.Trainer:
+    callbacks = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
+                        every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
+                        monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
+        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps), *extra,
+    ] + ([LearningRateMonitor(logging_interval="step")] if logger else []) \
+      + ([StepProgressBar()] if cfg.trainer.enable_progress_bar and _has_rich() else [])
+    trainer_args = plain(cfg.trainer)
+    trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])
+    return L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
+                     default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
+
+
+def _has_rich() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None  # else Lightning's tqdm bar, which has no "/-2"
+
+
+def plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
