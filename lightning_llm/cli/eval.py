@@ -1,5 +1,6 @@
-"""`llm-eval model_path=EXPORT_OR_CKPT`: loss, perplexity and bits per byte on a text source, plus
-zero/few-shot multiple-choice tasks; writes eval.json in the run dir and prints a table."""
+"""`llm-eval model_path=EXPORT_OR_CKPT`: loss, perplexity and bits per byte on a text source, zero/few-shot
+multiple-choice tasks, and generated answers scored on task files (as fine-tuning scores them); writes
+eval.json in the run dir and prints a table."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def evaluate(cfg: DictConfig) -> dict:
     for task in cfg.tasks:
         results["tasks"][Path(task).stem] = evaluate_task(model, tokenizer, load_task(task), cfg.num_fewshot,
                                                           cfg.seed, cfg.limit)
+    if cfg.generation.files:
+        results["generation"] = _generation(model, tokenizer, cfg.generation)
     if cfg.harness.tasks:
         from lightning_llm.evaluation.harness import run_harness
 
@@ -42,6 +45,24 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.get("logger"):
         _log(cfg, results)
     return results
+
+
+def _generation(model, tokenizer, g: DictConfig) -> dict[str, dict[str, float]]:
+    """Greedy answers to each task file's prompts, scored against its references."""
+    from lightning_llm.tasks.formats import to_examples
+    from lightning_llm.tasks.gen_eval import answer
+    from lightning_llm.tasks.gen_metrics import score
+    from lightning_llm.tasks.records import files_of, read_lines, read_local
+
+    out = {}
+    for spec in g.files:
+        files = files_of(spec, "generation.files")
+        records = read_lines(files, "generation.files") if g.format == "lines" else read_local(files)
+        examples = to_examples(records, g.format, g.column_map, g.template, g.system, g.source_lang,
+                               g.target_lang)[:g.max_examples]
+        predictions = answer(model, tokenizer, examples, g.max_new_tokens, g.batch_size)
+        out[Path(files[0]).stem] = score(list(g.metrics), predictions, [e.references for e in examples])
+    return out
 
 
 def _text_loaders(cfg: DictConfig, source: Path, model, tokenizer) -> tuple[Path, dict]:
@@ -80,7 +101,7 @@ def _log(cfg: DictConfig, results: dict) -> None:
     logger = instantiate(cfg.logger)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     flat = {f"eval/{split}/{k}": v for split, m in results["splits"].items() for k, v in m.items()}
-    for group in ("tasks", "harness"):
+    for group in ("tasks", "harness", "generation"):
         flat |= {f"eval/{task}/{k}": v for task, m in results.get(group, {}).items() for k, v in m.items()}
     logger.log_metrics(flat, step=0)
     if hasattr(logger, "log_table"):
@@ -96,6 +117,8 @@ def _table(results: dict) -> str:
         rows.append(f"{split:<24}{m['loss']:>8.4f}{m['ppl']:>10.2f}{m.get('bpb', float('nan')):>8.4f}")
     for task, m in [*results["tasks"].items(), *results.get("harness", {}).items()]:
         rows.append(f"{task:<24}{'':>26}{m.get('acc', float('nan')):>8.3f}{m.get('acc_norm', float('nan')):>10.3f}")
+    for task, m in results.get("generation", {}).items():
+        rows.append(f"{task:<24}" + "  ".join(f"{k} {v:.2f}" for k, v in m.items()))
     return "\n".join(rows)
 
 

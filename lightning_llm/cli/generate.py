@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top-k", type=int, default=50)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--chat", action="store_true", help="send each prompt as a user message through the model's "
+                   "chat template (fine-tuned models of recipe=sft/qa/translate/summarize)")
     p.add_argument("--no-stream", dest="stream", action="store_false", help="print each text when complete")
     return p.parse_args(argv)
 
@@ -35,8 +37,15 @@ def run(args: argparse.Namespace) -> list[str]:
 
     prompts = [sys.stdin.read() if p == "-" else p for p in args.prompts]
     if (args.model / "model.onnx").is_file():
+        if args.chat:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(args.model)
+            prompts = [chat_prompt(tokenizer, p) for p in prompts]
         return [_onnx(args, prompt) for prompt in prompts]
     model, tokenizer = load_model(args.model)
+    if args.chat:
+        prompts = [chat_prompt(tokenizer, p) for p in prompts]
     streamer = TextStreamer(tokenizer, skip_special_tokens=True) if args.stream else None
     outs = []
     for prompt in prompts:
@@ -45,6 +54,15 @@ def run(args: argparse.Namespace) -> list[str]:
         if not args.stream:
             print(outs[-1])
     return outs
+
+
+def chat_prompt(tokenizer, text: str) -> str:
+    """`text` as the user's message, rendered by the model's chat template up to the answer."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError("this model has no chat template (tokenizer_config.json): drop --chat, or export it again "
+                        "with this version")
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def _onnx(args: argparse.Namespace, prompt: str) -> str:

@@ -6,13 +6,15 @@ from pathlib import Path
 
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from lightning_llm.data.chat import with_chat_template
 from lightning_llm.inference.checkpoint import load_checkpoint
 from lightning_llm.io import atomic_dir
 
 
 def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path,
               max_length: int | None = None) -> Path:
-    """Write `config.json`, `model.safetensors`, `generation_config.json` and the tokenizer files."""
+    """Write `config.json`, `model.safetensors`, `generation_config.json` and the tokenizer files (with our
+    chat template when the tokenizer has none, so `apply_chat_template` and pipelines work)."""
     out_dir = Path(out_dir)
     eos = tokenizer.eos_token_id
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
@@ -20,6 +22,7 @@ def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_di
                                                do_sample=True, temperature=0.8, top_k=50, max_new_tokens=64)
     if max_length:
         tokenizer.model_max_length = max_length
+    with_chat_template(tokenizer)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

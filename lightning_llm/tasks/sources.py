@@ -5,8 +5,8 @@
   Split by chapter (5% validation, 5% test).
 - `debian-descriptions`: summaries: each Debian package's long description and its one-line synopsis
   (Debian's `Translation-en` index). Split by package name.
-- `plays-qa`: derived from the built-in Shakespeare corpus: a passage of three speeches, the question
-  "Who says: <a line>?", the speaker as answer. Split by play, so test plays and their names are unseen.
+- `plays-qa`: derived from the built-in Shakespeare corpus: a passage of three consecutive speeches (the
+  longest line of each), the question "Who says "<one of the lines>"?", its speaker as the answer. Split by play, so test plays and their names are unseen.
 - `plays-ner`: derived silver labels: the speeches of plays whose list of persons is given, with each
   person's name tagged PER and the places of that list (Denmark, Elsinore, ...) LOC.
 
@@ -211,16 +211,16 @@ def _plays_qa() -> Iterator[tuple[str, dict]]:
     for play in _modern_plays():
         split = _bucket(play.stem, 0.1, 0.1)
         rng = random.Random(play.stem)
-        found = speeches(play.read_text(encoding="utf-8", errors="replace"))
-        for i in range(0, len(found) - 2, 3):
-            window = [(who, lines[:2]) for who, lines in found[i:i + 3]]
+        text = play.read_text(encoding="utf-8", errors="replace")
+        found = speeches(re.split(r"\n\s*ACT I\b", text, maxsplit=1)[-1])  # after the list of persons
+        for i in range(len(found) - 2):
+            window = [(who, max(lines, key=len)) for who, lines in found[i:i + 3]]
             if len({who for who, _ in window}) < 2:
                 continue
-            who, lines = rng.choice(window)
-            quote = max(lines, key=len)
+            who, quote = rng.choice(window)
             if len(quote.split()) < 4:
                 continue
-            context = "\n".join(f"{w}.\n" + "\n".join(ls) for w, ls in window)
+            context = "\n".join(f"{w}.\n{line}" for w, line in window)
             yield split, {"context": context, "question": f"Who says \"{quote}\"?",
                           "answers": {"text": [who], "answer_start": [context.find(who + ".\n")]},
                           "play": play.stem}
