@@ -26,6 +26,10 @@ _LAZY = {
     "export_hf": "lightning_llm.export",
     "load_model": "lightning_llm.inference",
     "generate": "lightning_llm.inference",
+    "SFTDataModule": "lightning_llm.tasks",
+    "SFTModule": "lightning_llm.tasks",
+    "NERDataModule": "lightning_llm.tasks",
+    "TokenClassificationModule": "lightning_llm.tasks",
 }
 __all__ = sorted(_LAZY)
 

@@ -8,7 +8,6 @@ byte-level BPE has no prefix space: `is_split_into_words=True` would tokenize " 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,7 +214,7 @@ class NERDataModule(L.LightningDataModule):
 
 
 def read_ner_splits(cfg: NERDataConfig, seed: int) -> dict[str, list[Sentence]]:
-    from lightning_llm.tasks.sft_data import cut_missing
+    from lightning_llm.tasks.sft_data import cap_examples, cut_missing
     from lightning_llm.tasks.sources import source_records
 
     if cfg.format not in ("conll", "jsonl"):
@@ -247,8 +246,4 @@ def read_ner_splits(cfg: NERDataConfig, seed: int) -> dict[str, list[Sentence]]:
     if not found.get("train"):
         raise UserError("the NER train split is empty: give data.data_files.train=<file>")
     found = cut_missing(found, cfg.split.validation, cfg.split.test, cfg.split.seed)
-    for split, cap in (cfg.max_examples or {}).items():
-        if split in found and cap:
-            found[split] = random.Random(seed).sample(found[split], min(cap, len(found[split]))) \
-                if split == "train" else found[split][:cap]
-    return found
+    return cap_examples(found, cfg.max_examples, seed)

@@ -249,9 +249,15 @@ def read_splits(cfg: SFTDataConfig, seed: int) -> dict[str, list[Example]]:
     if "train" not in found:
         raise UserError("no train split: give data.data_files.train=<file>")
     found = cut_missing(found, cfg.split.validation, cfg.split.test, cfg.split.seed)
-    for split, cap in (cfg.max_examples or {}).items():
-        if split in found and cap:
-            found[split] = found[split][:cap]
+    return cap_examples(found, cfg.max_examples, seed)
+
+
+def cap_examples(found: dict[str, list], caps: dict[str, int] | None, seed: int) -> dict[str, list]:
+    """At most `caps[split]` examples per split: a seeded sample of train (sources are often ordered), the first
+    ones of validation and test (the same set every run)."""
+    for split, cap in (caps or {}).items():
+        if split in found and cap and len(found[split]) > cap:
+            found[split] = random.Random(seed).sample(found[split], cap) if split == "train" else found[split][:cap]
     return found
 
 
