@@ -8,6 +8,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForTokenClassification
+from transformers.utils import logging as hf_logging
 
 from lightning_llm.config import from_dict
 from lightning_llm.data.config import IGNORE
@@ -42,12 +43,16 @@ class TokenClassificationModule(L.LightningModule):
                                             label2id={t: i for i, t in enumerate(labels)})
         if bidirectional:
             config.is_causal = False  # transformers then builds a bidirectional mask
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # its load report lists the new head as "MISSING": expected here
         try:
             self.model = AutoModelForTokenClassification.from_pretrained(
                 folder, config=config, trust_remote_code=trust_remote_code, attn_implementation="sdpa")
         except ValueError as e:
             raise UserError(f"init_from={init_from}: transformers has no token-classification head for "
                             f"{config.model_type!r} ({str(e).splitlines()[0]})") from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
         self.val_f1, self.test_f1 = EntityF1(list(labels)), EntityF1(list(labels))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
