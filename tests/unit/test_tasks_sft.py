@@ -241,3 +241,5 @@ def test_a_base_model_that_is_not_a_causal_lm_is_refused(tiny_export, tmp_path):
         load_causal_lm(tmp_path / "ner")
     with pytest.raises(UserError, match=r"no config\.json"):
         load_causal_lm(tmp_path)
+    with pytest.raises(UserError, match="give init_from=<folder>"):
+        load_causal_lm(None)
