@@ -83,16 +83,19 @@ def test_each_recipe_runs_end_to_end_and_prints_its_metric_beside_baselines(reci
     assert (run / "export" / "model.safetensors").is_file()
     rows = list(csv.DictReader((run / "csv" / "metrics.csv").open()))
     assert any(r.get(f"val/{metric}") for r in rows)  # logged during training too
-    if recipe != "ner":
-        assert (run / "predictions_test.jsonl").is_file()
-        from transformers import pipeline
+    if recipe == "ner":
+        ner = llm("ner", str(run / "export"), "Hamlet went to Elsinore", cwd=tmp_path)
+        assert ner.returncode == 0 and ner.stdout.startswith("Hamlet went to Elsinore"), ner.stderr[-2000:]
+        return
+    assert (run / "predictions_test.jsonl").is_file()
+    from transformers import pipeline
 
-        chat = pipeline("text-generation", model=str(run / "export"), device="cpu")
-        out = chat([{"role": "user", "content": "Repeat: good night"}], max_new_tokens=4, do_sample=False)
-        assert out[0]["generated_text"][-1]["role"] == "assistant"  # the chat template was applied
-        gen = llm("generate", str(run / "export"), "Repeat: good night", "--chat", "--temperature", "0",
-                  "--max-new-tokens", "4", "--no-stream", cwd=tmp_path)
-        assert gen.returncode == 0 and gen.stdout.startswith("User: Repeat: good night\nAssistant:"), gen.stderr
+    chat = pipeline("text-generation", model=str(run / "export"), device="cpu")
+    out = chat([{"role": "user", "content": "Repeat: good night"}], max_new_tokens=4, do_sample=False)
+    assert out[0]["generated_text"][-1]["role"] == "assistant"  # the chat template was applied
+    gen = llm("generate", str(run / "export"), "Repeat: good night", "--chat", "--temperature", "0",
+              "--max-new-tokens", "4", "--no-stream", cwd=tmp_path)
+    assert gen.returncode == 0 and gen.stdout.startswith("User: Repeat: good night\nAssistant:"), gen.stderr
     if recipe == "qa":  # llm-eval scores an export on a task file the way the run scored its test split
         ev = llm("eval", f"model_path={run / 'export'}", "splits=[]", f"generation.files=[{task_data}/squad.jsonl]",
                  "generation.format=squad", "generation.metrics=[squad]", "generation.max_examples=6",
@@ -100,9 +103,6 @@ def test_each_recipe_runs_end_to_end_and_prints_its_metric_beside_baselines(reci
         assert ev.returncode == 0, ev.stderr[-2000:]
         scores = json.loads((tmp_path / "eval" / "eval.json").read_text())["generation"]["squad"]
         assert set(scores) == {"exact_match", "f1"}
-    else:
-        ner = llm("ner", str(run / "export"), "Hamlet went to Elsinore", cwd=tmp_path)
-        assert ner.returncode == 0 and ner.stdout.startswith("Hamlet went to Elsinore"), ner.stderr[-2000:]
 
 
 @pytest.mark.slow
