@@ -189,6 +189,7 @@ def test_export_from_a_checkpoint_round_trips_the_logits(trained: Path, tmp_path
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # ~20-60 s: runs in CI after the default suite
 def test_eval_reproduces_the_training_test_metrics_and_scores_tasks(trained: Path, corpus_dir, tmp_path):
     tasks = tmp_path / "tiny_task.jsonl"
     tasks.write_text("\n".join(json.dumps({"context": f"The king and the queen {i}", "choices": [" speak.", " zzz"],

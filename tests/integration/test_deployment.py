@@ -61,6 +61,7 @@ def test_int8_export_is_smaller_loads_in_transformers_and_keeps_the_loss(trained
     assert fast.generate(ids, max_new_tokens=5, do_sample=False).shape[1] == ids.shape[1] + 5
 
 
+@pytest.mark.slow  # ~20-60 s: runs in CI after the default suite
 def test_onnx_export_runs_in_onnxruntime_with_the_same_logits(trained: Path, tmp_path):
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -119,6 +120,7 @@ def test_resuming_into_another_model_config_names_the_difference(trained: Path, 
         in proc.stderr
 
 
+@pytest.mark.slow  # ~20-60 s: runs in CI after the default suite
 def test_harness_scores_like_our_multiple_choice(trained: Path, tmp_path):
     from lightning_llm.evaluation.harness import run_harness
     from lightning_llm.evaluation.multiple_choice import evaluate_task, load_task

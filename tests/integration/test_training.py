@@ -116,6 +116,7 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     assert "step-0000010.ckpt is unreadable" in caplog.text
 
 
+@pytest.mark.slow  # ~20-60 s: runs in CI after the default suite
 def test_resume_continues_the_same_wandb_run(corpus_dir, tmp_path):
     run = tmp_path / "wb"
     task = tmp_path / "task.jsonl"
