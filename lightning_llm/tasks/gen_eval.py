@@ -15,6 +15,7 @@ from lightning_llm.data.chat import generation_prompt
 from lightning_llm.errors import UserError
 from lightning_llm.tasks.formats import Example
 from lightning_llm.tasks.gen_metrics import score
+from lightning_llm.training.tracking import logging_step
 
 BASELINES = ("copy", "majority", "lead")
 
@@ -110,5 +111,6 @@ class GenerationEval(L.Callback):
                             + "\n")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
+                # at Lightning's logging step: a later step would make W&B drop this validation's metrics
                 logger.log_table(key=f"{split}/samples", columns=["input", "reference", "prediction"],
-                                 data=[list(r) for r in rows[:50]], step=trainer.global_step)
+                                 data=[list(r) for r in rows[:50]], step=logging_step(trainer))
