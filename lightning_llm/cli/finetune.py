@@ -6,11 +6,13 @@ validate, test; then (rank 0) export, metrics.json beside its baselines, a few s
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 
 from lightning_llm.cli._run import build_logger, build_trainer, plain
@@ -23,6 +25,7 @@ from lightning_llm.tasks.config import GenEvalConfig
 from lightning_llm.tasks.gen_eval import GenerationEval, answer, baseline_answers
 from lightning_llm.tasks.gen_metrics import score
 from lightning_llm.tasks.ner_data import NERDataModule
+from lightning_llm.tasks.ner_metrics import EntityF1
 from lightning_llm.tasks.ner_module import TokenClassificationModule
 from lightning_llm.tasks.pretrained import check_model_dir
 from lightning_llm.tasks.sft_data import SFTDataModule
@@ -104,9 +107,6 @@ def sft_baselines(module: SFTModule, datamodule: SFTDataModule, ev: GenEvalConfi
 
 def ner_baselines(module: TokenClassificationModule, datamodule: NERDataModule) -> dict[str, dict[str, float]]:
     """Test-split entity F1 of the untrained head and of tagging every word with the majority tag."""
-    import collections
-
-    from lightning_llm.tasks.ner_metrics import EntityF1
 
     gold = [tags for _, tags, _ in datamodule.sentences["test"]]
     counts = collections.Counter(t for _, tags, _ in datamodule.sentences["train"] for t in tags)
@@ -114,13 +114,10 @@ def ner_baselines(module: TokenClassificationModule, datamodule: NERDataModule) 
     trivial = EntityF1(datamodule.labels)
     trivial.update([[majority] * len(g) for g in gold], gold)
     before = EntityF1(datamodule.labels)
-    loader = datamodule._eval("test")
     was = module.training
     module.eval()
-    import torch
-
     with torch.no_grad():
-        for batch in loader:
+        for batch in datamodule.eval_dataloader("test"):
             before.update_ids(module(batch["input_ids"], batch["attention_mask"]), batch["labels"])
     module.train(was)
     keep = ("f1", "precision", "recall")

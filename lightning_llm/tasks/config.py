@@ -8,6 +8,11 @@ from typing import Any
 FORMATS = ("prompt_response", "messages", "alpaca", "squad", "translation", "pair", "lines")
 
 
+def given_files(data_files: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Hydra configs list every split with null so `data.data_files.train=...` needs no `+`: keep the given ones."""
+    return {k: v for k, v in (data_files or {}).items() if v} or None
+
+
 @dataclass
 class TaskSplitConfig:
     """How validation/test are cut from train when the source does not provide them."""
@@ -46,8 +51,7 @@ class SFTDataConfig:
     split: TaskSplitConfig = field(default_factory=TaskSplitConfig)
 
     def __post_init__(self) -> None:
-        files = {k: v for k, v in (self.data_files or {}).items() if v}
-        self.data_files = files or None
+        self.data_files = given_files(self.data_files)
 
 
 @dataclass
@@ -72,8 +76,7 @@ class NERDataConfig:
     split: TaskSplitConfig = field(default_factory=TaskSplitConfig)
 
     def __post_init__(self) -> None:
-        files = {k: v for k, v in (self.data_files or {}).items() if v}
-        self.data_files = files or None
+        self.data_files = given_files(self.data_files)
 
 
 @dataclass

@@ -182,12 +182,13 @@ class NERDataModule(L.LightningDataModule):
                           num_workers=self.data.num_workers, generator=torch.Generator().manual_seed(self.seed))
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval("validation")
+        return self.eval_dataloader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval("test")
+        return self.eval_dataloader("test")
 
-    def _eval(self, split: str) -> DataLoader:
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Every sentence of `split` once, sharded across processes (padding rows count for nothing)."""
         rank, world = self._rank_and_world()
         rows = self.encoded[split]
         sampler = RankSampler(len(rows), rank, world)

@@ -7,6 +7,7 @@ from dataclasses import asdict
 import torch
 
 from lightning_llm.config import from_dict
+from lightning_llm.data.config import IGNORE
 from lightning_llm.errors import UserError
 from lightning_llm.tasks.config import LoraConfig
 from lightning_llm.tasks.lora import add_lora, merged
@@ -47,7 +48,7 @@ class SFTModule(CausalLMModule):
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         nats = self.token_nats(batch).sum()
         if "step_tokens" not in batch:  # a batch from elsewhere: the mean over its own labels
-            return nats / (batch["labels"] != -100).sum().clamp(min=1), {}
+            return nats / (batch["labels"] != IGNORE).sum().clamp(min=1), {}
         # Lightning divides by the accumulation and DDP averages over processes: undo both, so the gradient is
         # that of (sum of the step's nats) / (the step's label tokens).
         scale = self.trainer.accumulate_grad_batches * self.trainer.world_size
