@@ -19,7 +19,7 @@ from pathlib import Path
 import datasets
 import orjson
 
-from lightning_llm.data.cleaning.report import format_table
+from lightning_llm.data.cleaning.report import format_table, mass_losses
 from lightning_llm.data.cleaning.run import clean_corpus
 from lightning_llm.data.config import SPLITS, DataConfig, TokenizerConfig
 from lightning_llm.data.packing import pack, token_dtype
@@ -135,7 +135,9 @@ def clean(data: DataConfig, work: Path) -> dict[str, Path]:
     tasks = data.cleaning.tasks or min(_MAX_TASKS, max(getattr(r, "num_files", 1) for r in readers.values()))
     outputs, report = clean_corpus(readers, data.cleaning, work / "cleaning", tasks, data.num_proc or os.cpu_count())
     (work / "corpus").mkdir(parents=True, exist_ok=True)
+    report["warnings"] = mass_losses(report, data.cleaning.warn_drop_fraction)
     write_json(work / REPORT, report)
+    _guard(report, data.cleaning.max_drop_fraction, work / REPORT)
     for split in outputs:
         if report["splits"][split]["documents"] == 0:
             raise UserError(f"the {split} split of {describe(data)} is empty after cleaning ({report['records_in']} "
@@ -147,8 +149,22 @@ def clean(data: DataConfig, work: Path) -> dict[str, Path]:
     return outputs
 
 
+def _guard(report: dict, max_fraction: float | None, path: Path) -> None:
+    """Warn about (or, past `max_fraction`, refuse) a step that dropped a large share of a split's text."""
+    for w in report["warnings"]:
+        reasons = ", ".join(f"{r} {share:.0%}" for r, share in w["reasons"].items())
+        message = (f"cleaning step '{w['step']}' dropped {w['share']:.0%} of the {w['split']} split's characters "
+                   f"({reasons}); if that text is good, pick the profile for its kind (cleaning=books|docs|"
+                   f"dialogue|web) or relax {_step_to_relax(w['reasons'])} (see {path})")
+        if max_fraction is not None and w["share"] > max_fraction:
+            raise UserError(message + f"; data.cleaning.max_drop_fraction={max_fraction} makes this an error")
+        log.warning(message)
+
+
 _STEP_OF_REASON = (("gopher_", "data.cleaning.gopher_quality (e.g. =null for text that is not English)"),
                    (("dup_", "top_", "duplicated_"), "data.cleaning.gopher_repetition"),
+                   (("line_rules", "lorem_ipsum", "curly_bracket", "too_few_sentences", "no_text_after"),
+                    "data.cleaning.c4_lines"),
                    (("empty", "too_short", "too_long"), "data.cleaning.length"),
                    ("language", "data.cleaning.language"), ("html", "data.cleaning.html"),
                    (("exact_", "near_"), "data.cleaning.exact_dedup / near_dedup"))
@@ -188,18 +204,44 @@ def _load_cleaned(outputs: dict[str, Path], group_by: str | None, cache: Path) -
 
 
 def _records(files: list[str], group_by: str, grouped: bool):
+    for record, path in _documents(files):
+        row = {"text": record.pop("text")}
+        if grouped:
+            if group_by not in record:
+                raise UserError(f"data.split.group_by={group_by!r} is not a field of every document "
+                                f"(missing in {path}; fields: {sorted(record)})")
+            row["group"] = str(record.pop(group_by))
+        row["meta"] = orjson.dumps(record).decode()
+        yield row
+
+
+def _documents(files: list[str]):
+    """The cleaned records, with the kept units of a cut document joined back into one document."""
+    held: dict | None = None
+    held_path = ""
     for path in files:
         with open(path, "rb") as f:
             for line in f:
                 record = orjson.loads(line)
-                row = {"text": record.pop("text")}
-                if grouped:
-                    if group_by not in record:
-                        raise UserError(f"data.split.group_by={group_by!r} is not a field of every document "
-                                        f"(missing in {path}; fields: {sorted(record)})")
-                    row["group"] = str(record.pop(group_by))
-                row["meta"] = orjson.dumps(record).decode()
-                yield row
+                parent = record.get("document")
+                if held is not None and parent is not None and held.get("document") == parent:
+                    held["parts"].append(held.pop("sep") + record["text"])
+                    held["sep"] = record.get("unit_sep", "\n\n")
+                    continue
+                if held is not None:
+                    yield _joined(held), held_path
+                held, held_path = {**record, "parts": [record["text"]], "sep": record.get("unit_sep", "")}, path
+    if held is not None:
+        yield _joined(held), held_path
+
+
+def _joined(held: dict) -> dict:
+    if "document" not in held:
+        return {k: v for k, v in held.items() if k not in ("parts", "sep")}
+    record = {k: v for k, v in held.items() if k not in ("parts", "sep", "unit", "unit_sep", "id")}
+    record["id"] = record.pop("document")
+    record["text"] = "".join(held["parts"])
+    return record
 
 
 def _has_groups(files: list[str]) -> bool:

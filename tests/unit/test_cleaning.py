@@ -117,7 +117,7 @@ def test_bad_inputs_are_handled_or_counted_never_lost(tmp_path):
         (json.dumps({"text": make_document(rng)}) + "\n").encode()))
     files = sorted(p for p in tmp_path.iterdir() if p.is_file())
     kept, report = _run(tmp_path, {"train": files}, c4_lines=None, gopher_quality=None, gopher_repetition=None,
-                        near_dedup=None)
+                        near_dedup=None, length={"min_chars": 1, "max_chars": 50_000_000})
     texts = [d["text"] for d in kept["train"]]
     assert len(texts) == 5 and any("bad \ufffd\ufffd bytes and a NUL here." in t for t in texts)
     assert all("\x00" not in t for t in texts)

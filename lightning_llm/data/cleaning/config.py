@@ -14,20 +14,25 @@ def _on(**defaults: Any):
 class CleaningConfig:
     """The steps run in this order on every document; dedup then runs across the whole corpus.
 
-    html: main text of HTML documents (`extractor`: resiliparse | trafilatura; `main_content`).
+    html: main text of HTML documents (`extractor`: resiliparse | trafilatura; `main_content`); code blocks
+        (`<pre>`) come out fenced with ```.
     gutenberg: cut Project Gutenberg license headers and footers.
     normalize: ftfy repair, `normalization` (NFC), invisible characters, whitespace, `strip_symbols`.
-    length: `min_chars` / `max_chars` per document ("empty", "too_short", "too_long").
-    c4_lines: datatrove's C4QualityFilter arguments (line rules: terminal punctuation, javascript, cookie
-        and policy notices, lorem ipsum, curly braces, words per line).
-    gopher_quality: datatrove's GopherQualityFilter arguments (word counts, mean word length, symbol ratio,
-        bullet / ellipsis lines, stop words, alphabetic words).
-    gopher_repetition: datatrove's GopherRepetitionFilter arguments (duplicate lines / paragraphs, top and
-        duplicate n-gram fractions).
+    length: `min_chars` / `max_chars` per document ("empty", "too_short", "too_long": a 200 MB
+        single-line file would only exhaust memory).
+    profile: the quality rules for a kind of text: auto (chosen per document), web, books, docs or dialogue
+        (`lightning_llm.data.cleaning.profiles`).
+    units: `max_chars`: longer documents are cut into sections of about this size and judged section by
+        section (null: judged whole).
+    c4_lines, gopher_quality, gopher_repetition: arguments of datatrove's C4QualityFilter,
+        GopherQualityFilter and GopherRepetitionFilter that replace the profile's (null: the rule is off).
     language: `languages` and `min_score` for langid.py (off by default).
     pii: replacement tokens for `email`, `ip`, `phone` (null leaves that kind alone).
     exact_dedup: drop documents whose normalized text already occurred.
     near_dedup: MinHash + LSH near-duplicate removal (`threshold` Jaccard, `n_grams`, `hashes_per_bucket`).
+    warn_drop_fraction: a step that drops more than this share of a split's characters is warned about
+        (its top reasons and the keys to relax) and marked in the report.
+    max_drop_fraction: the same as an error (null: warnings only).
     write_dropped: write dropped documents with their reason under `cleaning/dropped/`.
     tasks: input shards processed in parallel (default: one per input file, at most 64).
     executor: null runs datatrove's LocalPipelineExecutor with `data.num_proc` workers; a dict with
@@ -37,7 +42,9 @@ class CleaningConfig:
     html: dict | None = _on(extractor="resiliparse", main_content=True)
     gutenberg: dict | None = _on()
     normalize: dict | None = _on(fix_unicode=True, normalization="NFC", max_blank_lines=2, strip_symbols=None)
-    length: dict | None = _on(min_chars=1, max_chars=20_000_000)
+    length: dict | None = _on(min_chars=1, max_chars=200_000_000)
+    profile: str = "auto"
+    units: dict | None = _on(max_chars=20_000)
     c4_lines: dict | None = _on()
     gopher_quality: dict | None = _on()
     gopher_repetition: dict | None = _on()
@@ -45,6 +52,8 @@ class CleaningConfig:
     pii: dict | None = _on(email="<EMAIL>", ip="<IP>", phone="<PHONE>")
     exact_dedup: bool = True
     near_dedup: dict | None = _on(threshold=0.8, n_grams=5, hashes_per_bucket=8)
+    warn_drop_fraction: float = 0.3
+    max_drop_fraction: float | None = None
     write_dropped: bool = False
     tasks: int | None = None
     executor: dict | None = None

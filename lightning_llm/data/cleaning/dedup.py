@@ -22,8 +22,8 @@ class _TakeBackEval:
     """Stands in as a filter's exclusion writer: evaluation documents it is handed are taken back, the rest
     go on to the real writer (if `write_dropped` is on)."""
 
-    def __init__(self, inner):
-        self.inner = inner
+    def __init__(self, inner, step):
+        self.inner, self.step = inner, step
         self.taken: list[Document] = []
 
     def __enter__(self):
@@ -38,7 +38,13 @@ class _TakeBackEval:
     def write(self, doc: Document, rank: int = 0, **kwargs) -> None:
         if doc.metadata.get("split", "train") != "train":
             self.taken.append(doc)
-        elif self.inner is not None:
+            return
+        reason = self.step.reason
+        self.step.stat_update(f"chars_dropped_{reason}", value=len(doc.text))
+        if "document" in doc.metadata:  # a unit of a longer document: the document itself goes on
+            self.step.stat_update("dropped", value=-1)
+            self.step.stat_update(f"units_dropped_{reason}")
+        if self.inner is not None:
             self.inner.write(doc, rank=rank, **kwargs)
 
 
@@ -46,7 +52,7 @@ class _KeepEvalSplits:
     """Mixin for datatrove's dedup filters: every document of an evaluation split passes."""
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        taken = self.exclusion_writer = _TakeBackEval(self.exclusion_writer)
+        taken = self.exclusion_writer = _TakeBackEval(self.exclusion_writer, self)
         for doc in super().run(data, rank, world_size):
             yield from self._give_back(taken)
             yield doc
@@ -61,8 +67,8 @@ class _KeepEvalSplits:
 
 
 class ExactDedupKeepEval(_KeepEvalSplits, ExactDedupFilter):
-    pass
+    reason = "exact_duplicate"
 
 
 class MinhashDedupKeepEval(_KeepEvalSplits, MinhashDedupFilter):
-    pass
+    reason = "near_duplicate"

@@ -26,9 +26,11 @@ def build_report(stages, outputs: dict[str, Path]) -> dict:
     steps: dict[str, dict] = {}
     reader_drops: Counter = Counter()
     records_in = 0
+    losses: dict[str, dict[str, dict]] = {}  # split -> step -> characters judged and dropped
     for stage in stages:
         if stage.kind == "internal":
             continue
+        split = stage.name.split("/", 1)[1] if stage.kind == "steps" else "train"  # dedup only drops train text
         for entry in merged_stats(stage.logging_dir):
             raw, stats = entry["name"], {k: _value(v) for k, v in entry["stats"].items()}
             if "READER" in raw:
@@ -51,21 +53,65 @@ def build_report(stages, outputs: dict[str, Path]) -> dict:
             if unexplained > 0:
                 dropped[dedup or "filtered"] = dropped.get(dedup or "filtered", 0) + unexplained
             out = total - sum(dropped.values())
-            lines = {k: int(v) for k, v in stats.items() if k.startswith("line-filter") or k == "eval_duplicates_kept"}
+            lines = {k: int(v) for k, v in stats.items() if k.startswith("line-filter") or k == "eval_duplicates_kept"
+                     or k in ("units", "chars_removed_by_lines") or (k.startswith("profile_") and k[8:].isalpha())}
             _add(steps, name, total, out, int(stats.get("doc_len", 0)) if "forwarded" in stats else 0, dropped,
                  **lines)
+            _add_chars(steps[name], losses.setdefault(split, {}), stats)
     kept = {split: _count_docs(folder) for split, folder in outputs.items()}
     dropped_total: Counter = Counter()
     for s in steps.values():
         dropped_total.update(s["dropped"])
+    for s in steps.values():
+        for key in ("dropped", "units_dropped", "chars_dropped"):
+            if key in s:
+                s[key] = dict(Counter(s[key]).most_common())
     return {
         "records_in": records_in,
-        "documents_out": sum(d for d, _ in kept.values()),
-        "bytes_out": sum(b for _, b in kept.values()),
+        "documents_out": sum(k["documents"] for k in kept.values()),
+        "units_out": sum(k["units"] for k in kept.values()),
+        "bytes_out": sum(k["bytes"] for k in kept.values()),
         "dropped": dict(dropped_total.most_common()),
-        "splits": {split: {"documents": d, "bytes": b} for split, (d, b) in kept.items()},
+        "splits": {split: {**k, "text_chars": _text_chars(losses.get(split, {}))} for split, k in kept.items()},
+        "losses": losses,
         "steps": list(steps.values()),
     }
+
+
+def _add_chars(step: dict, split_losses: dict, stats: dict) -> None:
+    """Units and characters dropped by reason, into the step's row and into the split's losses."""
+    units = {k.removeprefix("units_dropped_"): int(v) for k, v in stats.items() if k.startswith("units_dropped_")}
+    chars = {k.removeprefix("chars_dropped_"): int(v) for k, v in stats.items() if k.startswith("chars_dropped_")}
+    if stats.get("chars_removed_by_lines"):
+        chars["line_rules"] = int(stats["chars_removed_by_lines"])
+    if units:
+        step.setdefault("units_dropped", Counter()).update(units)
+    if chars:
+        step.setdefault("chars_dropped", Counter()).update(chars)
+    if "chars_in" in stats or chars:
+        row = split_losses.setdefault(step["step"], {"chars_in": 0, "chars_dropped": {}})
+        row["chars_in"] += int(stats.get("chars_in", 0))
+        for reason, n in chars.items():
+            row["chars_dropped"][reason] = row["chars_dropped"].get(reason, 0) + n
+
+
+def _text_chars(losses: dict) -> int:
+    """The characters of a split's text after extraction and normalization (what the rules judge)."""
+    return max((row["chars_in"] for step, row in losses.items() if step != "max length"), default=0)
+
+
+def mass_losses(report: dict, threshold: float) -> list[dict]:
+    """Steps that dropped more than `threshold` of a split's characters, with their top reasons."""
+    out = []
+    for split, steps in report.get("losses", {}).items():
+        total = report["splits"].get(split, {}).get("text_chars") or 0
+        for step, row in steps.items():
+            dropped = sum(row["chars_dropped"].values())
+            if total and dropped > threshold * total:
+                top = sorted(row["chars_dropped"].items(), key=lambda kv: -kv[1])[:3]
+                out.append({"split": split, "step": step, "share": round(dropped / total, 4),
+                            "reasons": {r: round(n / total, 4) for r, n in top}})
+    return out
 
 
 def merged_stats(logging_dir: Path) -> list[dict]:
@@ -91,14 +137,20 @@ def _add(steps: dict, name: str, docs_in: int, docs_out: int, chars_out: int, dr
         s[k] = s.get(k, 0) + v
 
 
-def _count_docs(folder: Path) -> tuple[int, int]:
-    docs = size = 0
+def _count_docs(folder: Path) -> dict[str, int]:
+    """Documents (a cut document counts once), units (its kept sections) and UTF-8 bytes of a split."""
+    docs = units = size = 0
+    last = None
     for f in sorted(folder.glob("*.jsonl")):
         with f.open("rb") as fh:
             for line in fh:
-                docs += 1
-                size += len(json.loads(line)["text"].encode())
-    return docs, size
+                record = json.loads(line)
+                units += 1
+                size += len(record["text"].encode())
+                parent = record.get("document")
+                docs += parent is None or parent != last
+                last = parent
+    return {"documents": docs, "units": units, "bytes": size}
 
 
 def format_table(report: dict) -> str:
@@ -109,6 +161,15 @@ def format_table(report: dict) -> str:
         rows.append(f"{s['step']:<22}{s['documents_in']:>10,}{s['documents_out']:>10,}  {reasons}")
     rows.append(f"{'total':<22}{report['records_in']:>10,}{report['documents_out']:>10,}  "
                 f"{report['bytes_out'] / 1e6:.2f} MB of text")
+    rules = next((s for s in report["steps"] if s["step"] == "quality rules"), None)
+    if rules:
+        profiles = {k.removeprefix("profile_"): v for k, v in rules.items() if k.startswith("profile_")}
+        rows.append("profiles: " + ", ".join(f"{k} {v:,} documents" for k, v in profiles.items()))
+        if rules.get("units_dropped") or rules.get("units", 0) > rules["documents_in"]:
+            dropped = ", ".join(f"{k}: {v}" for k, v in rules.get("units_dropped", {}).items()) or "none"
+            rows.append(f"units judged: {rules.get('units', 0):,}; units dropped: {dropped}")
+    for w in report.get("warnings", []):
+        rows.append(f"WARNING: {w['step']} dropped {w['share']:.0%} of the {w['split']} split's characters")
     return "\n".join(rows)
 
 

@@ -30,26 +30,27 @@ class Stage:
 
 def document_steps(cfg: CleaningConfig, dropped_dir: Path | None) -> list[PipelineStep]:
     """The per-document steps, in order, as configured."""
-    from datatrove.pipeline.filters import C4QualityFilter, GopherQualityFilter, GopherRepetitionFilter
-
     from lightning_llm.data.cleaning import steps as s
+    from lightning_llm.data.cleaning.rules import QualityRules
 
     length = dict(cfg.length or {})
     # an oversized document is dropped before any step spends time on it; "empty" is judged after cleaning
     too_long = {"min_chars": 0, "max_chars": length.pop("max_chars")} if length.get("max_chars") else None
+    length.pop("max_chars", None)
+    rules = {"profile": cfg.profile, "unit_chars": (cfg.units or {}).get("max_chars"),
+             "overrides": {"c4_lines": cfg.c4_lines, "gopher_quality": cfg.gopher_quality,
+                           "gopher_repetition": cfg.gopher_repetition}}
     plan: list[tuple[Any, Callable[..., PipelineStep], bool]] = [
         (too_long, s.LengthFilter, True),
         (cfg.html, s.HtmlToText, True), (cfg.gutenberg, s.GutenbergBoilerplate, False),
         (cfg.normalize, s.Normalize, False), (length if cfg.length is not None else None, s.LengthFilter, True),
-        (cfg.c4_lines, C4QualityFilter, True), (cfg.gopher_quality, GopherQualityFilter, True),
-        (cfg.gopher_repetition, GopherRepetitionFilter, True), (cfg.language, s.LanguageFilter, True),
-        (cfg.pii, s.MaskPII, False),
+        (rules, QualityRules, True), (cfg.language, s.LanguageFilter, True), (cfg.pii, s.MaskPII, False),
     ]
     out = []
     for args, step, is_filter in plan:
         if args is None:
             continue
-        kwargs = {**_tuples(args), **(_exclusion(dropped_dir, step.__name__) if is_filter else {})}
+        kwargs = {**args, **(_exclusion(dropped_dir, step.__name__) if is_filter else {})}
         try:
             out.append(step(**kwargs))
         except TypeError as e:
@@ -205,10 +206,3 @@ def _text(doc) -> str:
 
 def _has_files(folder: Path) -> bool:
     return any(folder.glob("*/*.jsonl"))
-
-
-def _tuples(args: dict) -> dict:
-    """Hydra gives lists where datatrove's n-gram settings want tuples of (n, fraction)."""
-    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) and v
-            and isinstance(v[0], list) else v for k, v in args.items()}
-

@@ -11,7 +11,8 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.formatters.base import BaseFormatter
 
 _HTML_START = re.compile(r"^\s*(<!doctype html|<html|<head|<body|<div|<p[\s>])", re.IGNORECASE)
-_HSPACE = re.compile(r"[^\S\n]+")
+_HSPACE = re.compile(r"(?<=\S)[^\S\n]+")  # inside a line: indentation is kept (code, verse)
+_FENCE = re.compile(r"^\s*(```|~~~)")
 # C0/C1 controls except tab/newline, zero-width and bidi marks, BOM: invisible, never content
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _GUTENBERG_START = re.compile(r"^\*{3}\s*START OF (THIS|THE) PROJECT GUTENBERG.*$", re.IGNORECASE | re.MULTILINE)
@@ -39,7 +40,7 @@ class HtmlToText(BaseFilter):
         if not looks_like_html(doc):
             return True
         doc.text = self.extract(doc.text)
-        doc.metadata["format"] = "text"
+        doc.metadata["format"], doc.metadata["html"] = "text", True
         return True if doc.text.strip() else (False, "html_no_text")
 
     def extract(self, html: str) -> str:
@@ -48,8 +49,16 @@ class HtmlToText(BaseFilter):
 
             return trafilatura.extract(html, favor_recall=not self.main_content, include_comments=False) or ""
         from resiliparse.extract.html2text import extract_plain_text
+        from resiliparse.parse.html import HTMLTree
 
-        return extract_plain_text(html, main_content=self.main_content, alt_texts=False, links=False)
+        tree = HTMLTree.parse(html)
+        # fence code blocks, so the docs profile can tell code from prose and leave code alone
+        for pre in tree.body.query_selector_all("pre") if tree.body is not None else []:
+            if pre.first_child is None:
+                continue
+            pre.insert_before(tree.create_text_node("```\n"), pre.first_child)
+            pre.append_child(tree.create_text_node("```" if pre.text.endswith("\n") else "\n```"))
+        return extract_plain_text(tree, main_content=self.main_content, alt_texts=False, links=False)
 
 
 class GutenbergBoilerplate(BaseFormatter):
@@ -67,8 +76,8 @@ class GutenbergBoilerplate(BaseFormatter):
 
 class Normalize(BaseFormatter):
     """Unicode repair (ftfy) and normalization, invisible characters removed, whitespace normalized:
-    runs of spaces collapsed, trailing spaces cut, at most `max_blank_lines` blank lines, optional
-    symbol stripping (a regex character class such as "[•■►]")."""
+    runs of spaces inside a line collapsed (indentation and fenced code kept as they are), trailing spaces
+    cut, at most `max_blank_lines` blank lines, optional symbol stripping (a regex character class such as "[•■►]")."""
 
     name = "🔤 normalize"
 
@@ -91,7 +100,11 @@ class Normalize(BaseFormatter):
         text = _INVISIBLE.sub("", text)
         if self.symbols is not None:
             text = self.symbols.sub("", text)
-        lines = [_HSPACE.sub(" ", line).rstrip() for line in text.split("\n")]
+        lines, in_fence = [], False
+        for line in text.split("\n"):
+            if _FENCE.match(line):
+                in_fence = not in_fence
+            lines.append(line.rstrip() if in_fence else _HSPACE.sub(" ", line).rstrip())
         return self.blank_lines.sub("\n" * (self.max_blank_lines + 1), "\n".join(lines)).strip()
 
 
@@ -108,14 +121,21 @@ class LengthFilter(BaseFilter):
         self.min_chars, self.max_chars = min_chars, max_chars
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        self.stat_update("chars_in", value=len(doc.text))
         if self.max_chars and len(doc.text) > self.max_chars:
-            return False, "too_long"
+            return _drop(self, doc, "too_long")
         n = len(doc.text.strip())
         if n == 0 and self.min_chars > 0:
-            return False, "empty"
+            return _drop(self, doc, "empty")
         if n < self.min_chars:
-            return False, "too_short"
+            return _drop(self, doc, "too_short")
         return True
+
+
+def _drop(step, doc: Document, reason: str) -> tuple[bool, str]:
+    """A drop with its reason, its characters counted for the mass-loss guard."""
+    step.stat_update(f"chars_dropped_{reason}", value=len(doc.text))
+    return False, reason
 
 
 class MaskPII(BaseFormatter):
@@ -167,4 +187,5 @@ class LanguageFilter(BaseFilter):
             self._identifier = LanguageIdentifier.from_modelstring(model, norm_probs=True)
         lang, score = self._identifier.classify(doc.text[:20_000])
         doc.metadata["language"], doc.metadata["language_score"] = lang, round(float(score), 4)
-        return (lang in self.languages and score >= self.min_score) or (False, "language")
+        self.stat_update("chars_in", value=len(doc.text))
+        return (lang in self.languages and score >= self.min_score) or _drop(self, doc, "language")

@@ -1,0 +1,42 @@
+"""Tell code from prose, so prose statistics (alphabetic words, stop words, n-gram repetition) judge prose.
+
+Code in documentation is fenced by the HTML step (```` ``` ```` around every `<pre>`), fenced in Markdown,
+indented in Markdown and reStructuredText, or typed at a prompt (`>>>`, `$`).
+"""
+
+from __future__ import annotations
+
+import re
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_PROMPT = re.compile(r"^\s*(>>>|\$|In \[\d+\]:)(\s|$)")
+
+
+def segments(text: str) -> list[tuple[bool, str]]:
+    """Runs of lines as (is_code, text); "\\n".join of the texts is `text`."""
+    out: list[tuple[bool, list[str]]] = []
+    in_fence = in_indented = False
+    previous_blank = True
+    for line in text.split("\n"):
+        blank = not line.strip()
+        if _FENCE.match(line):
+            is_code, in_fence = True, not in_fence
+        elif in_fence:
+            is_code = True
+        else:
+            indented = line.startswith(("    ", "\t")) and not blank
+            # an indented block starts after a blank line (a wrapped list item's continuation does not)
+            in_indented = (indented and (in_indented or previous_blank)) or (in_indented and blank)
+            is_code = in_indented or bool(_PROMPT.match(line))
+        if out and out[-1][0] == is_code:
+            out[-1][1].append(line)
+        else:
+            out.append((is_code, [line]))
+        previous_blank = blank
+    return [(is_code, "\n".join(lines)) for is_code, lines in out]
+
+
+def split_code(text: str) -> tuple[str, int]:
+    """The prose of `text` (code lines left out) and the number of code characters left out."""
+    parts = segments(text)
+    return "\n".join(t for is_code, t in parts if not is_code), sum(len(t) + 1 for is_code, t in parts if is_code)
