@@ -24,13 +24,12 @@ import json
 import lzma
 import random
 import re
-import shutil
 import subprocess
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from lightning_llm.data.sources.debian import debian_packages
 from lightning_llm.errors import UserError
 from lightning_llm.io import atomic_dir
 from lightning_llm.paths import cache_dir
@@ -115,22 +114,9 @@ def _sword_modules(packages: list[str]) -> Path:
     system = Path("/usr/share/sword")
     if all(Path(f"/usr/share/doc/{p}").exists() for p in packages) and (system / "mods.d").is_dir():
         return system
-    target = cache_dir() / "debian" / "sword"
-    if (target / ".complete").exists():
-        return target / "usr" / "share" / "sword"
-    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-        raise UserError(f"data.source=bible-en-es needs the Debian packages {packages} (apt-get download); on "
-                        "another system give the pairs as files: data.data_files.train=pairs.jsonl")
-    with tempfile.TemporaryDirectory() as tmp, atomic_dir(target) as out:
-        proc = subprocess.run(["apt-get", "download", *packages], cwd=tmp, capture_output=True, text=True)
-        debs = sorted(Path(tmp).glob("*.deb"))
-        if proc.returncode != 0 or len(debs) != len(packages):
-            raise UserError(f"`apt-get download {' '.join(packages)}` failed: "
-                            f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
-        for deb in debs:
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(out)], check=True)
-        (out / ".complete").write_text("\n".join(d.name for d in debs) + "\n")
-    return target / "usr" / "share" / "sword"
+    why = ("data.source=bible-en-es (on another system give the pairs as files: "
+           "data.data_files.train=pairs.jsonl)")
+    return debian_packages(packages, "sword", why) / "usr" / "share" / "sword"
 
 
 # --- debian-descriptions -----------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ class CleaningConfig:
     units: `max_chars`: longer documents are cut into sections of about this size and judged section by
         section (null: judged whole).
     c4_lines, gopher_quality, gopher_repetition: arguments of datatrove's C4QualityFilter,
-        GopherQualityFilter and GopherRepetitionFilter that replace the profile's (null: the rule is off).
+        GopherQualityFilter and GopherRepetitionFilter that replace the profile's (an argument set to None
+        keeps the profile's value; the whole rule set to None is off).
     language: `languages` and `min_score` for langid.py (off by default).
     pii: replacement tokens for `email`, `ip`, `phone` (null leaves that kind alone).
     exact_dedup: drop documents whose normalized text already occurred.

@@ -100,7 +100,8 @@ def choose_profile(doc: Document) -> str:
 
 
 def resolve(name: str, overrides: dict[str, dict | None]) -> Profile:
-    """Profile `name` with the user's overrides of its rule arguments; an override of None turns a rule off."""
+    """Profile `name` with the user's overrides of its rule arguments: a rule given as None is off; an argument
+    given as None keeps the profile's value."""
     from lightning_llm.errors import UserError
 
     if name not in PROFILES:
@@ -110,5 +111,6 @@ def resolve(name: str, overrides: dict[str, dict | None]) -> Profile:
     for rule in ("c4_lines", "gopher_quality", "gopher_repetition"):
         own = getattr(base, rule)
         extra = overrides.get(rule, {})
-        rules[rule] = None if own is None or extra is None else {**own, **extra}
+        rules[rule] = None if own is None or extra is None else \
+            {**own, **{k: v for k, v in extra.items() if v is not None}}
     return Profile(**rules, prose_only=base.prose_only)
