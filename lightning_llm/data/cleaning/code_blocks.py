@@ -12,10 +12,11 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _PROMPT = re.compile(r"^\s*(>>>|\$|In \[\d+\]:)(\s|$)")
 
 
-def segments(text: str) -> list[tuple[bool, str]]:
-    """Runs of lines as (is_code, text); "\\n".join of the texts is `text`."""
+def segments(text: str, in_fence: bool = False) -> list[tuple[bool, str]]:
+    """Runs of lines as (is_code, text); "\\n".join of the texts is `text`. `in_fence`: the text starts inside a
+    fenced block (a unit cut from the middle of one)."""
     out: list[tuple[bool, list[str]]] = []
-    in_fence = in_indented = False
+    in_indented = False
     previous_blank = True
     for line in text.split("\n"):
         blank = not line.strip()
@@ -34,6 +35,14 @@ def segments(text: str) -> list[tuple[bool, str]]:
             out.append((is_code, [line]))
         previous_blank = blank
     return [(is_code, "\n".join(lines)) for is_code, lines in out]
+
+
+def ends_in_fence(text: str, in_fence: bool = False) -> bool:
+    """Whether a fenced block is still open at the end of `text`."""
+    for line in text.split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+    return in_fence
 
 
 def split_code(text: str) -> tuple[str, int]:

@@ -5,7 +5,8 @@ verse line and speaker name of a play (no terminal punctuation), Gopher counts p
 as symbols, and code in documentation fails the alphabetic-word and stop-word rules. A profile keeps the
 rules that still separate good text from junk for its kind and relaxes the ones that do not:
 
-- web: C4's line rules, Gopher quality and repetition as published (pages of a crawl).
+- web: pages of a crawl: C4's page rules (sentences, javascript/policy lines, lorem ipsum, braces), Gopher
+  quality and repetition as published; code blocks judged as code.
 - books: long prose and verse; no line rules (hard-wrapped lines, verse), repetition n-grams relaxed
   (a chapter of a book repeats more 5-grams than a web page: names, refrains, formulas).
 - docs: software documentation; code blocks are left out of the prose statistics and never edited,
@@ -41,10 +42,14 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "web": Profile(
-        c4_lines={},
+        # C4's line rules delete good text of articles (headings, list items, captions, lines ending in ":"):
+        # the main-content extraction already drops navigation. Its page rules stay: at least 5 sentences,
+        # javascript and cookie/policy lines, lorem ipsum, curly braces in prose.
+        c4_lines={"filter_no_terminal_punct": False, "min_words_per_line": -1},
         # Gopher capped pages at 100,000 words; units bound the size here, so the cap would only drop books
         gopher_quality={"max_doc_words": None},
         gopher_repetition={},
+        prose_only=True,  # code in tech articles and blog posts is judged as code, not as prose
     ),
     "books": Profile(
         c4_lines={**_LINES_OFF, "filter_curly_bracket": False, "filter_javascript": False, "filter_policy": False,

@@ -16,7 +16,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import get_filter_result
 
-from lightning_llm.data.cleaning.code_blocks import segments
+from lightning_llm.data.cleaning.code_blocks import ends_in_fence, segments
 from lightning_llm.data.cleaning.profiles import PROFILES, Profile, choose_profile, resolve
 from lightning_llm.data.cleaning.units import Unit, cut_units
 from lightning_llm.errors import UserError
@@ -66,8 +66,11 @@ class QualityRules(PipelineStep):
         kept: list[tuple[int, str, str]] = []
         dropped: list[Document] = []
         lost: dict[str, int] = {}
+        in_fence = False  # a unit may start inside a code block that an earlier unit opened
         for i, unit in enumerate(units):
-            text, reason = self.judge(unit.text, profile)
+            text, reason = self.judge(unit.text, profile, in_fence)
+            if self.profiles[profile].prose_only:
+                in_fence = ends_in_fence(unit.text, in_fence)
             if reason is None:
                 kept.append((i, text, unit.sep))
                 # whitespace the line rules strip is not text lost
@@ -92,11 +95,11 @@ class QualityRules(PipelineStep):
         return [Document(text=text, id=f"{doc.id}/{i}", metadata={**meta, "unit": i, "unit_sep": sep})
                 for i, text, sep in kept], dropped
 
-    def judge(self, text: str, profile: str) -> tuple[str, str | None]:
+    def judge(self, text: str, profile: str, in_fence: bool = False) -> tuple[str, str | None]:
         """The unit's text after the line rules, and the reason it is dropped (None: kept)."""
         rules = self.rules[profile]
         if self.profiles[profile].prose_only:
-            parts = segments(text)
+            parts = segments(text, in_fence)
             if not any(t.strip() for is_code, t in parts if not is_code):
                 return text, None  # code only: nothing for prose rules to judge
             if "c4_lines" in rules:
