@@ -63,7 +63,8 @@ def test_each_profile_runs_its_rules_with_its_thresholds():
         assert p.c4_lines["filter_no_terminal_punct"] is False and p.c4_lines["min_words_per_line"] == -1
     assert books.gopher_repetition["dup_n_grams"][0] == (5, 0.3)  # relaxed for chapters
     assert dialogue.gopher_repetition["dup_line_frac"] is None  # speaker names repeat
-    assert docs.prose_only and web.prose_only and not books.prose_only and docs.c4_lines["filter_curly_bracket"] is False
+    assert docs.prose_only and web.prose_only and not books.prose_only
+    assert docs.c4_lines["filter_curly_bracket"] is False
     assert all(p.gopher_quality["max_doc_words"] is None for p in PROFILES.values())  # units bound the size
     mine = resolve("books", {"gopher_quality": {"min_stop_words": 5}, "c4_lines": None})
     assert mine.gopher_quality["min_stop_words"] == 5 and mine.gopher_quality["max_non_alpha_words_ratio"] == 0.7
