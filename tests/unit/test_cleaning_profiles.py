@@ -57,7 +57,8 @@ def test_a_unit_starts_at_a_chapter_heading():
 
 def test_each_profile_runs_its_rules_with_its_thresholds():
     web, books, docs, dialogue = (resolve(n, {}) for n in ("web", "books", "docs", "dialogue"))
-    assert web.gopher_repetition == {} and web.c4_lines.get("filter_policy", True)  # Gopher as published
+    assert web.c4_lines.get("filter_policy", True) and "top_n_grams" not in web.gopher_repetition  # as published
+    assert web.gopher_repetition["dup_para_frac"] is None  # repeated "ADVERTISEMENT" lines are not text
     assert "min_num_sentences" not in web.c4_lines  # C4's page rules stay, its line rules go
     for p in (web, books, docs, dialogue):  # no line rules: verse, speaker names, headings, list items
         assert p.c4_lines["filter_no_terminal_punct"] is False and p.c4_lines["min_words_per_line"] == -1

@@ -1,7 +1,8 @@
 """Tell code from prose, so prose statistics (alphabetic words, stop words, n-gram repetition) judge prose.
 
 Code in documentation is fenced by the HTML step (```` ``` ```` around every `<pre>`), fenced in Markdown,
-indented in Markdown and reStructuredText, or typed at a prompt (`>>>`, `$`).
+indented in Markdown and reStructuredText, or typed at a prompt (`>>>`, `$`); API references also print
+signatures as lines of their own (`create_session(dburi, **kwargs)[source]`, `fn clone(&self) -> Self`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,21 @@ import re
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _PROMPT = re.compile(r"^\s*(>>>|\$|In \[\d+\]:)(\s|$)")
+_SIGNATURE = re.compile(r"^\s*((pub(\(\w+\))? |async |unsafe |const |static |final |abstract )*"
+                        r"(fn|impl|struct|enum|trait|type|def|class|function|func|interface)\s+\S.*[(<{:].*"
+                        r"|[\w.:<>]+\(.*\)\s*(->\s*\S.*|:\s*\S.*)?(\[source\])?)\s*$")
+_SYMBOLS = set("(){}[]<>=;&*|\\/_:#@$%^~`+")
+
+
+def looks_like_code(line: str) -> bool:
+    """A signature or a line dense in code symbols that does not end like a sentence."""
+    stripped = line.strip()
+    if not stripped or (stripped.endswith((".", "!", "?", '"', "'")) and not stripped.endswith("...")):
+        return False
+    if _SIGNATURE.match(stripped):
+        return True
+    chars = [c for c in stripped if not c.isspace()]
+    return len(chars) >= 8 and sum(c in _SYMBOLS for c in chars) >= 0.15 * len(chars)
 
 
 def segments(text: str, in_fence: bool = False) -> list[tuple[bool, str]]:
@@ -28,7 +44,7 @@ def segments(text: str, in_fence: bool = False) -> list[tuple[bool, str]]:
             indented = line.startswith(("    ", "\t")) and not blank
             # an indented block starts after a blank line (a wrapped list item's continuation does not)
             in_indented = (indented and (in_indented or previous_blank)) or (in_indented and blank)
-            is_code = in_indented or bool(_PROMPT.match(line))
+            is_code = in_indented or bool(_PROMPT.match(line)) or looks_like_code(line)
         if out and out[-1][0] == is_code:
             out[-1][1].append(line)
         else:

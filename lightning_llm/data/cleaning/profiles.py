@@ -46,9 +46,12 @@ PROFILES: dict[str, Profile] = {
         # the main-content extraction already drops navigation. Its page rules stay: at least 5 sentences,
         # javascript and cookie/policy lines, lorem ipsum, curly braces in prose.
         c4_lines={"filter_no_terminal_punct": False, "min_words_per_line": -1},
-        # Gopher capped pages at 100,000 words; units bound the size here, so the cap would only drop books
-        gopher_quality={"max_doc_words": None},
-        gopher_repetition={},
+        # Gopher capped pages at 100,000 words; units bound the size here, so the cap would only drop books.
+        # Recipes, lists and references hold numbers and units: 70% of words with a letter, not 80%.
+        gopher_quality={"max_doc_words": None, "max_non_alpha_words_ratio": 0.7},
+        # repeated short lines ("ADVERTISEMENT", "Share", bullets) inflate the counted fractions of duplicate
+        # lines and paragraphs; the character fractions and n-gram rules measure repeated text
+        gopher_repetition={"dup_line_frac": None, "dup_para_frac": None},
         prose_only=True,  # code in tech articles and blog posts is judged as code, not as prose
     ),
     "books": Profile(
@@ -63,17 +66,23 @@ PROFILES: dict[str, Profile] = {
         c4_lines={**_LINES_OFF, "filter_curly_bracket": False, "filter_javascript": False, "remove_citations": False},
         gopher_quality={"max_doc_words": None, "min_doc_words": 20, "max_non_alpha_words_ratio": 0.7,
                         "max_bullet_lines_ratio": 1.0},
-        gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None},
+        # reference pages repeat short paragraphs ("[source]", "Read more", "Returns a copy of the value.")
+        gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None, "dup_para_frac": None,
+                           "dup_para_char_frac": None},
         prose_only=True,
     ),
     "dialogue": Profile(
         # the default recipe's Shakespeare settings: verse and speaker-name lines pass C4; its
         # javascript/policy/lorem rules stay on; some stage directions open with "{" by mistake
         c4_lines={**_LINES_OFF, "filter_curly_bracket": False},
-        # dialogue is dense in punctuation tokens: ~78-84% of word tokens hold a letter, around Gopher's 80%
-        gopher_quality={"max_doc_words": None, "max_non_alpha_words_ratio": 0.7},
-        # speaker names repeat on thousands of lines ("Ham.", "User:"); the n-gram rules stay on
-        gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None},
+        # dialogue is dense in punctuation tokens (~78-84% of word tokens hold a letter, around Gopher's 80%),
+        # in short words ("Hi", "OK") and speaker tags, and a short exchange is a whole conversation
+        gopher_quality={"max_doc_words": None, "max_non_alpha_words_ratio": 0.7, "min_avg_word_length": 2,
+                        "min_doc_words": 20},
+        # speaker names repeat on thousands of lines ("Ham.", "User:"), questions and formulas recur
+        gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None,
+                           "top_n_grams": ((2, 0.3), (3, 0.25), (4, 0.2)),
+                           "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2))},
     ),
 }
 KINDS = tuple(PROFILES)

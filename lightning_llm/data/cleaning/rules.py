@@ -103,15 +103,18 @@ class QualityRules(PipelineStep):
             if not any(t.strip() for is_code, t in parts if not is_code):
                 return text, None  # code only: nothing for prose rules to judge
             if "c4_lines" in rules:
+                # page rules (sentences, lorem ipsum, braces) judge all the prose; line rules edit each prose run
+                prose = Document(text="\n".join(t for is_code, t in parts if not is_code), id="")
+                keep, reason = get_filter_result(rules["c4_lines"].filter(prose))
+                if not keep:
+                    return text, reason or "c4_lines"
                 edited = []
                 for is_code, part in parts:
                     if is_code or not part.strip():
                         edited.append((is_code, part))
                         continue
                     d = Document(text=part, id="")
-                    keep, reason = get_filter_result(rules["c4_lines"].filter(d))
-                    if not keep:
-                        return text, reason or "c4_lines"
+                    rules["c4_line_edits"].filter(d)
                     edited.append((False, d.text))
                 parts = edited
                 text = "\n".join(t for _, t in parts)
@@ -151,6 +154,9 @@ def _build(profile: Profile) -> dict[str, Any]:
             out[name] = cls(**_tuples(args))
         except TypeError as e:
             raise UserError(f"data.cleaning.{name}: {cls.__name__} does not take these arguments {args}: {e}") from e
+    if profile.prose_only and "c4_lines" in out:
+        out["c4_line_edits"] = C4QualityFilter(**{**_tuples(profile.c4_lines), "min_num_sentences": -1,
+                                                  "filter_lorem_ipsum": False, "filter_curly_bracket": False})
     return out
 
 
