@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 
-_FENCE = re.compile(r"^\s*(```|~~~)")
+_FENCE = re.compile(r"^\s*(```|~~~)[\w+.-]*\s*$")  # a fence line holds nothing else (a language at most)
 _PROMPT = re.compile(r"^\s*(>>>|\$|In \[\d+\]:)(\s|$)")
 _SIGNATURE = re.compile(r"^\s*((pub(\(\w+\))? |async |unsafe |const |static |final |abstract )*"
                         r"(fn|impl|struct|enum|trait|type|def|class|function|func|interface)\s+\S.*[(<{:].*"
-                        r"|[\w.:<>]+\(.*\)\s*(->\s*\S.*|:\s*\S.*)?(\[source\])?)\s*$")
+                        r"|[\w.:<>]+\(.*\)\s*(->\s*\S.*|:\s*\S.*)?(\[source\])?"
+                        r"|(class|exception|property|attribute|method|classmethod|staticmethod|data)\s+[\w.]+(\W.*)?"
+                        r"|.*\[source\])\s*$")
 _SYMBOLS = set("(){}[]<>=;&*|\\/_:#@$%^~`+")
 
 
@@ -28,9 +30,10 @@ def looks_like_code(line: str) -> bool:
     return len(chars) >= 8 and sum(c in _SYMBOLS for c in chars) >= 0.15 * len(chars)
 
 
-def segments(text: str, in_fence: bool = False) -> list[tuple[bool, str]]:
+def segments(text: str, in_fence: bool = False, indented: bool = True) -> list[tuple[bool, str]]:
     """Runs of lines as (is_code, text); "\\n".join of the texts is `text`. `in_fence`: the text starts inside a
-    fenced block (a unit cut from the middle of one)."""
+    fenced block (a unit cut from the middle of one); `indented`: indented blocks are code (Markdown, rst; not
+    text extracted from HTML, where indentation is list nesting and code comes fenced)."""
     out: list[tuple[bool, list[str]]] = []
     in_indented = False
     previous_blank = True
@@ -41,9 +44,9 @@ def segments(text: str, in_fence: bool = False) -> list[tuple[bool, str]]:
         elif in_fence:
             is_code = True
         else:
-            indented = line.startswith(("    ", "\t")) and not blank
+            is_indented = indented and line.startswith(("    ", "\t")) and not blank
             # an indented block starts after a blank line (a wrapped list item's continuation does not)
-            in_indented = (indented and (in_indented or previous_blank)) or (in_indented and blank)
+            in_indented = (is_indented and (in_indented or previous_blank)) or (in_indented and blank)
             is_code = in_indented or bool(_PROMPT.match(line)) or looks_like_code(line)
         if out and out[-1][0] == is_code:
             out[-1][1].append(line)

@@ -32,20 +32,22 @@ _LINES_OFF = {"filter_no_terminal_punct": False, "min_words_per_line": -1, "min_
 @dataclass(frozen=True)
 class Profile:
     """The arguments of each rule (datatrove's C4QualityFilter, GopherQualityFilter,
-    GopherRepetitionFilter), None for a rule that does not run; `prose_only`: judge prose, not code."""
+    GopherRepetitionFilter), None for a rule that does not run; `prose_only`: judge prose, not code;
+    `strip_speakers`: Gopher judges speeches without their speaker tags."""
 
     c4_lines: dict | None = field(default_factory=dict)
     gopher_quality: dict | None = field(default_factory=dict)
     gopher_repetition: dict | None = field(default_factory=dict)
     prose_only: bool = False
+    strip_speakers: bool = False  # judge speeches without their speaker tags ("A:", "Ham.")
 
 
 PROFILES: dict[str, Profile] = {
     "web": Profile(
         # C4's line rules delete good text of articles (headings, list items, captions, lines ending in ":"):
         # the main-content extraction already drops navigation. Its page rules stay: at least 5 sentences,
-        # javascript and cookie/policy lines, lorem ipsum, curly braces in prose.
-        c4_lines={"filter_no_terminal_punct": False, "min_words_per_line": -1},
+        # javascript and cookie/policy lines, lorem ipsum (braces: code is judged as code here).
+        c4_lines={"filter_no_terminal_punct": False, "min_words_per_line": -1, "filter_curly_bracket": False},
         # Gopher capped pages at 100,000 words; units bound the size here, so the cap would only drop books.
         # Recipes, lists and references hold numbers and units: 70% of words with a letter, not 80%.
         gopher_quality={"max_doc_words": None, "max_non_alpha_words_ratio": 0.7},
@@ -64,8 +66,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "docs": Profile(
         c4_lines={**_LINES_OFF, "filter_curly_bracket": False, "filter_javascript": False, "remove_citations": False},
+        # configuration keys and qualified names make long "words" (celery's broker_connection_retry_on_startup)
         gopher_quality={"max_doc_words": None, "min_doc_words": 20, "max_non_alpha_words_ratio": 0.7,
-                        "max_bullet_lines_ratio": 1.0},
+                        "max_bullet_lines_ratio": 1.0, "max_avg_word_length": 15},
         # reference pages repeat short paragraphs ("[source]", "Read more", "Returns a copy of the value.")
         gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None, "dup_para_frac": None,
                            "dup_para_char_frac": None},
@@ -83,6 +86,7 @@ PROFILES: dict[str, Profile] = {
         gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None,
                            "top_n_grams": ((2, 0.3), (3, 0.25), (4, 0.2)),
                            "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2))},
+        strip_speakers=True,
     ),
 }
 KINDS = tuple(PROFILES)
@@ -90,6 +94,15 @@ KINDS = tuple(PROFILES)
 # "Ham.", "KING HENRY.", "User:", "A:" opening a line (alone, or before the speech), or "HERMIA" alone
 _SPEAKER = re.compile(r"^\s*([A-Z][A-Za-z'\-]*\.?( [A-Z][A-Za-z'\-]*\.?){0,2}(:|\.)(\s|$)|[A-Z][A-Z'\- ]{1,30}$)")
 _BOOK_CHARS = 50_000
+
+
+def without_speakers(text: str) -> str:
+    """Speeches without the speaker tags that open their lines."""
+    return "\n".join(_TAG.sub("", line) for line in text.split("\n") if not _TAG_ALONE.match(line))
+
+
+_TAG = re.compile(r"^\s*[A-Z][A-Za-z'\-]*\.?( [A-Z][A-Za-z'\-]*\.?){0,2}:\s+")
+_TAG_ALONE = re.compile(r"^\s*([A-Z][A-Za-z'\-]*\.?( [A-Z][A-Za-z'\-]*\.?){0,2}[:.]|[A-Z][A-Z'\- ]{1,30})\s*$")
 
 
 def choose_profile(doc: Document) -> str:
@@ -127,4 +140,4 @@ def resolve(name: str, overrides: dict[str, dict | None]) -> Profile:
         extra = overrides.get(rule, {})
         rules[rule] = None if own is None or extra is None else \
             {**own, **{k: v for k, v in extra.items() if v is not None}}
-    return Profile(**rules, prose_only=base.prose_only)
+    return Profile(**rules, prose_only=base.prose_only, strip_speakers=base.strip_speakers)

@@ -17,7 +17,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import get_filter_result
 
 from lightning_llm.data.cleaning.code_blocks import ends_in_fence, segments
-from lightning_llm.data.cleaning.profiles import PROFILES, Profile, choose_profile, resolve
+from lightning_llm.data.cleaning.profiles import PROFILES, Profile, choose_profile, resolve, without_speakers
 from lightning_llm.data.cleaning.units import Unit, cut_units
 from lightning_llm.errors import UserError
 
@@ -68,7 +68,7 @@ class QualityRules(PipelineStep):
         lost: dict[str, int] = {}
         in_fence = False  # a unit may start inside a code block that an earlier unit opened
         for i, unit in enumerate(units):
-            text, reason = self.judge(unit.text, profile, in_fence)
+            text, reason = self.judge(unit.text, profile, in_fence, indented=not doc.metadata.get("html"))
             if self.profiles[profile].prose_only:
                 in_fence = ends_in_fence(unit.text, in_fence)
             if reason is None:
@@ -95,11 +95,12 @@ class QualityRules(PipelineStep):
         return [Document(text=text, id=f"{doc.id}/{i}", metadata={**meta, "unit": i, "unit_sep": sep})
                 for i, text, sep in kept], dropped
 
-    def judge(self, text: str, profile: str, in_fence: bool = False) -> tuple[str, str | None]:
-        """The unit's text after the line rules, and the reason it is dropped (None: kept)."""
+    def judge(self, text: str, profile: str, in_fence: bool = False, indented: bool = True) -> tuple[str, str | None]:
+        """The unit's text after the line rules, and the reason it is dropped (None: kept). `in_fence`: the unit
+        starts inside a code block; `indented`: indented blocks are code (not in text extracted from HTML)."""
         rules = self.rules[profile]
         if self.profiles[profile].prose_only:
-            parts = segments(text, in_fence)
+            parts = segments(text, in_fence, indented)
             if not any(t.strip() for is_code, t in parts if not is_code):
                 return text, None  # code only: nothing for prose rules to judge
             if "c4_lines" in rules:
@@ -127,6 +128,8 @@ class QualityRules(PipelineStep):
                     return text, reason or "c4_lines"
                 text = d.text
             judged = text
+        if self.profiles[profile].strip_speakers:
+            judged = without_speakers(judged)
         if not judged.strip():
             return text, "no_text_after_line_rules"
         for name in ("gopher_quality", "gopher_repetition"):

@@ -12,7 +12,7 @@ from datatrove.pipeline.formatters.base import BaseFormatter
 
 _HTML_START = re.compile(r"^\s*(<!doctype html|<html|<head|<body|<div|<p[\s>])", re.IGNORECASE)
 _HSPACE = re.compile(r"(?<=\S)[^\S\n]+")  # inside a line: indentation is kept (code, verse)
-_FENCE = re.compile(r"^\s*(```|~~~)")
+_FENCE = re.compile(r"^\s*(```|~~~)[\w+.-]*\s*$")
 # C0/C1 controls except tab/newline, zero-width and bidi marks, BOM: invisible, never content
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _GUTENBERG_START = re.compile(r"^\*{3}\s*START OF (THIS|THE) PROJECT GUTENBERG.*$", re.IGNORECASE | re.MULTILINE)
