@@ -26,6 +26,8 @@ from datatrove.data import Document
 
 from lightning_llm.data.cleaning.code_blocks import split_code
 
+# Gopher's duplicate n-gram thresholds, (5, 0.15) ... (10, 0.10), about doubled
+_RELAXED_DUP_N_GRAMS = ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2))
 _LINES_OFF = {"filter_no_terminal_punct": False, "min_words_per_line": -1, "min_num_sentences": -1}
 
 
@@ -33,7 +35,8 @@ _LINES_OFF = {"filter_no_terminal_punct": False, "min_words_per_line": -1, "min_
 class Profile:
     """The arguments of each rule (datatrove's C4QualityFilter, GopherQualityFilter,
     GopherRepetitionFilter), None for a rule that does not run; `prose_only`: judge prose, not code;
-    `strip_speakers`: Gopher judges speeches without their speaker tags."""
+    `strip_speakers`: Gopher judges speeches without their speaker tags. With `prose_only`, a unit that is
+    mostly code is not held to `min_doc_words`."""
 
     c4_lines: dict | None = field(default_factory=dict)
     gopher_quality: dict | None = field(default_factory=dict)
@@ -52,8 +55,9 @@ PROFILES: dict[str, Profile] = {
         # Recipes, lists and references hold numbers and units: 70% of words with a letter, not 80%.
         gopher_quality={"max_doc_words": None, "max_non_alpha_words_ratio": 0.7},
         # repeated short lines ("ADVERTISEMENT", "Share", bullets) inflate the counted fractions of duplicate
-        # lines and paragraphs; the character fractions and n-gram rules measure repeated text
-        gopher_repetition={"dup_line_frac": None, "dup_para_frac": None},
+        # lines and paragraphs, and FAQ and wiki pages repeat their phrasing: the character fractions stay, the
+        # n-gram thresholds are about doubled (spam repeats far more)
+        gopher_repetition={"dup_line_frac": None, "dup_para_frac": None, "dup_n_grams": _RELAXED_DUP_N_GRAMS},
         prose_only=True,  # code in tech articles and blog posts is judged as code, not as prose
     ),
     "books": Profile(
@@ -62,16 +66,18 @@ PROFILES: dict[str, Profile] = {
         gopher_quality={"max_doc_words": None, "max_non_alpha_words_ratio": 0.7},
         gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None,
                            "top_n_grams": ((2, 0.3), (3, 0.25), (4, 0.2)),
-                           "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2))},
+                           "dup_n_grams": _RELAXED_DUP_N_GRAMS},
     ),
     "docs": Profile(
         c4_lines={**_LINES_OFF, "filter_curly_bracket": False, "filter_javascript": False, "remove_citations": False},
-        # configuration keys and qualified names make long "words" (celery's broker_connection_retry_on_startup)
-        gopher_quality={"max_doc_words": None, "min_doc_words": 20, "max_non_alpha_words_ratio": 0.7,
-                        "max_bullet_lines_ratio": 1.0, "max_avg_word_length": 15},
-        # reference pages repeat short paragraphs ("[source]", "Read more", "Returns a copy of the value.")
+        # configuration keys and qualified names make long "words" (celery's broker_connection_retry_on_startup);
+        # a unit that is mostly code needs no 50 words of prose (prose_only)
+        gopher_quality={"max_doc_words": None, "max_non_alpha_words_ratio": 0.7, "max_bullet_lines_ratio": 1.0,
+                        "max_avg_word_length": 15},
+        # reference pages repeat short paragraphs ("[source]", "Read more", "Returns a copy of the value.") and
+        # their phrasing ("This type is available only if Syn is built with the "full" feature.")
         gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None, "dup_para_frac": None,
-                           "dup_para_char_frac": None},
+                           "dup_para_char_frac": None, "dup_n_grams": _RELAXED_DUP_N_GRAMS},
         prose_only=True,
     ),
     "dialogue": Profile(
@@ -85,7 +91,7 @@ PROFILES: dict[str, Profile] = {
         # speaker names repeat on thousands of lines ("Ham.", "User:"), questions and formulas recur
         gopher_repetition={"dup_line_frac": None, "dup_line_char_frac": None,
                            "top_n_grams": ((2, 0.3), (3, 0.25), (4, 0.2)),
-                           "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2))},
+                           "dup_n_grams": _RELAXED_DUP_N_GRAMS},
         strip_speakers=True,
     ),
 }

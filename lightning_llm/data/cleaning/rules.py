@@ -120,7 +120,9 @@ class QualityRules(PipelineStep):
                 parts = edited
                 text = "\n".join(t for _, t in parts)
             judged = "\n".join(t for is_code, t in parts if not is_code)
+            code_heavy = len(judged) < 0.5 * len(text)
         else:
+            code_heavy = False
             if "c4_lines" in rules:
                 d = Document(text=text, id="")
                 keep, reason = get_filter_result(rules["c4_lines"].filter(d))
@@ -133,6 +135,8 @@ class QualityRules(PipelineStep):
         if not judged.strip():
             return text, "no_text_after_line_rules"
         for name in ("gopher_quality", "gopher_repetition"):
+            if code_heavy and name == "gopher_quality":
+                name = "gopher_quality_code_heavy"
             if name in rules:
                 keep, reason = get_filter_result(rules[name].filter(Document(text=judged, id="")))
                 if not keep:
@@ -157,6 +161,9 @@ def _build(profile: Profile) -> dict[str, Any]:
             out[name] = cls(**_tuples(args))
         except TypeError as e:
             raise UserError(f"data.cleaning.{name}: {cls.__name__} does not take these arguments {args}: {e}") from e
+    if profile.prose_only and "gopher_quality" in out:
+        out["gopher_quality_code_heavy"] = GopherQualityFilter(**{**_tuples(profile.gopher_quality),
+                                                                  "min_doc_words": None})
     if profile.prose_only and "c4_lines" in out:
         out["c4_line_edits"] = C4QualityFilter(**{**_tuples(profile.c4_lines), "min_num_sentences": -1,
                                                   "filter_lorem_ipsum": False, "filter_curly_bracket": False})
