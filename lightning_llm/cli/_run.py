@@ -37,7 +37,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
                         every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
                         monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
-        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"), ThroughputMFU(cfg.perf.every_n_steps), *extra,
+        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"),
+        ThroughputMFU(cfg.perf.every_n_steps, cfg.perf.watts_per_core, cfg.perf.grid_co2_g_per_kwh), *extra,
     ] + ([LearningRateMonitor(logging_interval="step")] if logger else []) \
       + ([StepProgressBar()] if cfg.trainer.enable_progress_bar and _has_rich() else [])
     trainer_args = plain(cfg.trainer)

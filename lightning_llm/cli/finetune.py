@@ -137,6 +137,7 @@ def _finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module, datamodu
         "steps": trainer.global_step,
         "trainable_parameters": sum(p.numel() for p in module.parameters() if p.requires_grad),
         "perf": {k.split("/", 1)[1]: v for k, v in throughput.last.items()},
+        "energy_source": throughput.energy.source if throughput.energy else None,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     if hasattr(datamodule, "stats"):

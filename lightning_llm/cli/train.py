@@ -121,6 +121,7 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
         "steps": trainer.global_step,
         "parameters": module.model.num_parameters(),
         "perf": {k.split("/", 1)[1]: v for k, v in throughput.last.items()},
+        "energy_source": throughput.energy.source if throughput.energy else None,
         "wall_time_s": round(time.perf_counter() - start, 1),
         PREPARED_KEY: str(datamodule.prepared_dir),
     }
@@ -130,13 +131,26 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
                        cfg.samples.temperature, cfg.samples.top_k, seed=cfg.seed)
     print("\n".join(["", "Samples:"] + [f"--- {s}" for s in samples]))
     print(f"\nval/bpb {metrics['val']['bpb']:.4f}  test/bpb {metrics['test']['bpb']:.4f}  "
-          f"test/ppl {metrics['test']['ppl']:.2f}  ({metrics['tokens_trained']:,} tokens, {metrics['wall_time_s']}s)")
+          f"test/ppl {metrics['test']['ppl']:.2f}  ({metrics['tokens_trained']:,} tokens, {metrics['wall_time_s']}s"
+          f"{_perf_line(metrics)})")
     print(f"Outputs in {run_dir}: metrics.json, curves.png, checkpoints/, export/")
     if hint := sync_hint(trainer.logger):
         print(f"W&B run saved offline; upload it with: {hint}")
     return metrics
 
 
+
+
+def _perf_line(metrics: dict) -> str:
+    """MFU and energy for the closing line, where measured."""
+    perf, out = metrics["perf"], ""
+    if "mfu" in perf:
+        out += f", MFU {perf['mfu']:.1%}"
+    if "energy_j" in perf:
+        label = " (estimate)" if str(metrics.get("energy_source", "")).startswith("estimate") else ""
+        out += (f", {perf['energy_kwh'] * 1000:.2f} Wh{label}, {perf['tokens_per_j']:,.0f} tokens/J, "
+                f"{perf['co2_g']:.1f} g CO2")
+    return out
 
 
 def shared_run_dir(argv: list[str]) -> list[str]:

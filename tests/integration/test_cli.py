@@ -19,6 +19,8 @@ def test_train_writes_metrics_export_curves_and_checkpoints(trained: Path):
         assert set(metrics[split]) == {"loss", "ppl", "bpb"}
         assert 0 < metrics[split]["bpb"] < 20 and metrics[split]["ppl"] > 1
     assert metrics["steps"] == 20 and metrics["tokens_trained"] == 20 * 8 * 32
+    assert metrics["perf"]["energy_j"] > 0 and metrics["perf"]["tokens_per_j"] > 0 and metrics["perf"]["co2_g"] > 0
+    assert metrics["energy_source"].split(":")[0] in ("estimate", "rapl", "nvml")
     assert (trained / "curves.png").stat().st_size > 10_000
     assert (trained / "checkpoints" / "last.ckpt").exists()
     rows = list(csv.DictReader((trained / "csv" / "metrics.csv").open()))
