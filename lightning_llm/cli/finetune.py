@@ -43,7 +43,7 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
         raise UserError(f"task={cfg.task!r}: choose one of {list(TASKS)}")
     init_from = check_model_dir(cfg.init_from)
     if cfg.task == "sft":
-        datamodule = SFTDataModule(plain(cfg.data), init_from, seed=cfg.seed)
+        datamodule = SFTDataModule(task_data(cfg), init_from, seed=cfg.seed)
         datamodule.setup("fit")
         module = SFTModule(str(init_from), plain(cfg.optim), plain(cfg.lora), compile=cfg.model.compile,
                            activation_checkpointing=cfg.model.activation_checkpointing,
@@ -55,7 +55,7 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
         baselines = {} if ckpt_path else sft_baselines(module, datamodule, ev)
         extra = [gen_eval]
     else:
-        datamodule = NERDataModule(plain(cfg.data), init_from, seed=cfg.seed)
+        datamodule = NERDataModule(task_data(cfg), init_from, seed=cfg.seed)
         datamodule.setup("fit")
         module = TokenClassificationModule(str(init_from), datamodule.labels, plain(cfg.optim),
                                            bidirectional=cfg.finetune.bidirectional)
@@ -162,3 +162,12 @@ def score_table(metrics: dict) -> str:
     for label, vals in rows:
         lines.append(label.ljust(width) + "".join(f"{vals.get(n, float('nan')):>12.2f}" for n in names))
     return "\n".join(lines)
+
+
+def task_data(cfg: DictConfig) -> dict:
+    """The task's data keys. The fine-tuning recipes switch the cleaning group off; `data=sft` composed by hand
+    still carries `cleaning`, which task data (not pretraining text) does not use."""
+    data = plain(cfg.data)
+    data.pop("cleaning", None)
+    return data
+
