@@ -26,7 +26,7 @@ from lightning_llm.errors import UserError
 from lightning_llm.export import export_hf
 from lightning_llm.inference import generate
 from lightning_llm.io import write_json
-from lightning_llm.training.callbacks import TaskEval, TextSamples, ThroughputMFU
+from lightning_llm.training.callbacks import InspectViews, TaskEval, TextSamples, ThroughputMFU
 from lightning_llm.training.checkpointing import check_same_model, resolve_resume
 from lightning_llm.training.distillation import DistillationModule, check_teacher_tokenizer
 from lightning_llm.training.module import CausalLMModule
@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> dict | None:
     module = build_module(cfg, datamodule)
     check_same_model(ckpt_path, module.hparams)
     logger = build_logger(cfg, ckpt_path, datamodule.prepared_dir / REPORT)
-    trainer = build_trainer(cfg, run_dir, strategy, logger, pretrain_callbacks(cfg, datamodule))
+    trainer = build_trainer(cfg, run_dir, strategy, logger, pretrain_callbacks(cfg, datamodule, run_dir))
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.limit_val_batches = 1.0  # trainer.limit_val_batches is for the checks during training only
@@ -98,13 +98,14 @@ def build_module(cfg: DictConfig, datamodule: PretrainDataModule) -> CausalLMMod
 
 
 
-def pretrain_callbacks(cfg: DictConfig, datamodule: PretrainDataModule) -> list[L.Callback]:
-    """Task evals and text samples during pretraining (besides the callbacks of every run)."""
+def pretrain_callbacks(cfg: DictConfig, datamodule: PretrainDataModule, run_dir: Path) -> list[L.Callback]:
+    """Task evals, text samples and inspection views during pretraining (besides the callbacks of every run)."""
     return [
         TaskEval(datamodule.tokenizer, list(cfg.eval.tasks), cfg.eval.every_n_steps, cfg.eval.num_fewshot,
                  cfg.eval.limit),
         TextSamples(datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.every_n_steps,
                     cfg.samples.max_new_tokens, cfg.samples.temperature, cfg.samples.top_k, cfg.seed),
+        InspectViews(datamodule.tokenizer, cfg.inspect.prompt, cfg.inspect.every_n_steps, run_dir / "inspect"),
     ]
 
 
