@@ -87,3 +87,10 @@ def test_inspect_writes_every_view_and_refuses_bad_input_in_one_line(model_and_t
     cfg = OmegaConf.create({"model_path": "x", "text": "a", "text_file": "b", "out": None, "top_k": 5, "maps": True})
     with pytest.raises(UserError, match="not both"):
         inspect(cfg)
+    onnx = tmp_path / "onnx-export"  # a folder without attention outputs
+    onnx.mkdir()
+    (onnx / "model.onnx").write_bytes(b"")
+    cfg = OmegaConf.create({"model_path": str(onnx), "text": "a", "text_file": None, "out": None, "top_k": 5,
+                            "maps": True})
+    with pytest.raises(UserError, match="is an ONNX export"):
+        inspect(cfg)
