@@ -43,7 +43,7 @@ def test_units_lose_and_duplicate_nothing_at_their_boundaries(seed):
     for max_chars in (500, 3_000, 20_000):
         units = cut_units(text, max_chars)
         assert join_units(units) == text  # all units, each with its separator: the text exactly
-        assert "".join(u.text for u in units) == "".join(u.text for u in units)
+        assert len(units) > 1  # longer than a unit: cut
         assert all(len(u.text) <= max_chars * 1.25 + 1 for u in units)
         assert all(u.text for u in units)
     assert cut_units("short text", 100)[0].text == "short text"

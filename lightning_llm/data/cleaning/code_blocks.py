@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_FENCE = re.compile(r"^\s*(```|~~~)[\w+.-]*\s*$")  # a fence line holds nothing else (a language at most)
+FENCE = re.compile(r"^\s*(```|~~~)[\w+.-]*\s*$")  # a fence line holds nothing else (a language at most)
 _PROMPT = re.compile(r"^\s*(>>>|\$|In \[\d+\]:)(\s|$)")
 _SIGNATURE = re.compile(r"^\s*((pub(\(\w+\))? |async |unsafe |const |static |final |abstract )*"
                         r"(fn|impl|struct|enum|trait|type|def|class|function|func|interface)\s+\S.*[(<{:].*"
@@ -39,7 +39,7 @@ def segments(text: str, in_fence: bool = False, indented: bool = True) -> list[t
     previous_blank = True
     for line in text.split("\n"):
         blank = not line.strip()
-        if _FENCE.match(line):
+        if FENCE.match(line):
             is_code, in_fence = True, not in_fence
         elif in_fence:
             is_code = True
@@ -59,7 +59,7 @@ def segments(text: str, in_fence: bool = False, indented: bool = True) -> list[t
 def ends_in_fence(text: str, in_fence: bool = False) -> bool:
     """Whether a fenced block is still open at the end of `text`."""
     for line in text.split("\n"):
-        if _FENCE.match(line):
+        if FENCE.match(line):
             in_fence = not in_fence
     return in_fence
 

@@ -96,10 +96,11 @@ PROFILES: dict[str, Profile] = {
         strip_speakers=True,
     ),
 }
-KINDS = tuple(PROFILES)
 
 # "Ham.", "KING HENRY.", "User:", "A:" opening a line (alone, or before the speech), or "HERMIA" alone
-_SPEAKER = re.compile(r"^\s*([A-Z][A-Za-z'\-]*\.?( [A-Z][A-Za-z'\-]*\.?){0,2}(:|\.)(\s|$)|[A-Z][A-Z'\- ]{1,30}$)")
+_NAME = r"[A-Z][A-Za-z'\-]*\.?( [A-Z][A-Za-z'\-]*\.?){0,2}"  # "Ham", "KING HENRY", "User", "A"
+_CAPS_NAME = r"[A-Z][A-Z'\- ]{1,30}"
+_SPEAKER = re.compile(rf"^\s*({_NAME}[:.](\s|$)|{_CAPS_NAME}$)")
 _BOOK_CHARS = 50_000
 
 
@@ -108,8 +109,8 @@ def without_speakers(text: str) -> str:
     return "\n".join(_TAG.sub("", line) for line in text.split("\n") if not _TAG_ALONE.match(line))
 
 
-_TAG = re.compile(r"^\s*[A-Z][A-Za-z'\-]*\.?( [A-Z][A-Za-z'\-]*\.?){0,2}:\s+")
-_TAG_ALONE = re.compile(r"^\s*([A-Z][A-Za-z'\-]*\.?( [A-Z][A-Za-z'\-]*\.?){0,2}[:.]|[A-Z][A-Z'\- ]{1,30})\s*$")
+_TAG = re.compile(rf"^\s*{_NAME}:\s+")
+_TAG_ALONE = re.compile(rf"^\s*({_NAME}[:.]|{_CAPS_NAME})\s*$")
 
 
 def choose_profile(doc: Document) -> str:

@@ -10,9 +10,10 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.formatters.base import BaseFormatter
 
+from lightning_llm.data.cleaning.code_blocks import FENCE
+
 _HTML_START = re.compile(r"^\s*(<!doctype html|<html|<head|<body|<div|<p[\s>])", re.IGNORECASE)
 _HSPACE = re.compile(r"(?<=\S)[^\S\n]+")  # inside a line: indentation is kept (code, verse)
-_FENCE = re.compile(r"^\s*(```|~~~)[\w+.-]*\s*$")
 # C0/C1 controls except tab/newline, zero-width and bidi marks, BOM: invisible, never content
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _GUTENBERG_START = re.compile(r"^\*{3}\s*START OF (THIS|THE) PROJECT GUTENBERG.*$", re.IGNORECASE | re.MULTILINE)
@@ -102,7 +103,7 @@ class Normalize(BaseFormatter):
             text = self.symbols.sub("", text)
         lines, in_fence = [], False
         for line in text.split("\n"):
-            if _FENCE.match(line):
+            if FENCE.match(line):
                 in_fence = not in_fence
             lines.append(line.rstrip() if in_fence else _HSPACE.sub(" ", line).rstrip())
         return self.blank_lines.sub("\n" * (self.max_blank_lines + 1), "\n".join(lines)).strip()
