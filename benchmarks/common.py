@@ -18,10 +18,10 @@ def random_shard(vocab: int, seq_len: int, rows: int, seed: int = 0) -> Path:
 
 
 class StepTimer(L.Callback):
-    """Wall time per optimizer step after `warmup` steps."""
+    """Wall time per optimizer step after `warmup` steps, up to the end of the last step (not `on_fit_end`)."""
 
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.steps = warmup, 0.0, 0
+        self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == self.warmup and not self.start:
@@ -30,7 +30,8 @@ class StepTimer(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.start:
             self.steps += 1
+            self.end = time.perf_counter()
 
     @property
     def seconds_per_step(self) -> float:
-        return (time.perf_counter() - self.start) / max(1, self.steps)
+        return (self.end - self.start) / max(1, self.steps)

@@ -1,7 +1,7 @@
 """Distillation against training from scratch: the same half-size student, data, tokenizer, seed and steps,
 with and without the teacher, side by side; the teacher's own figures as the reference row.
 
-    python -m benchmarks.distill --teacher-run outputs/DATE/TIME      # an llm-train run of the default recipe
+    python -m benchmarks.distill --teacher-run outputs/DATE/TIME      # an llm-train run of recipe=shakespeare_4x256
 
 Runs `llm-train recipe=distill` three times: distilled, from scratch, and from scratch again for as many more
 steps as distillation's extra wall time would buy (equal compute); extra Hydra overrides after `--` go to every

@@ -56,6 +56,12 @@ class MiniGPT(nn.Module):
         self.ln = nn.LayerNorm(dims)
         self.head = nn.Linear(dims, VOCAB, bias=False)
         self.head.weight = self.tok.weight
+        for name, p in self.named_parameters():  # nanoGPT's init: N(0, 0.02), residual projections scaled
+            if name.endswith("bias"):
+                nn.init.zeros_(p)
+            elif p.dim() >= 2:
+                std = 0.02 / (2 * layers) ** 0.5 if name.endswith(("proj.weight", "out.weight")) else 0.02
+                nn.init.normal_(p, 0.0, std)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))

@@ -15,6 +15,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.cli._app import check_recipe_arg, hydra_main
@@ -53,7 +54,9 @@ def train(cfg: DictConfig) -> dict | None:
     logger = build_logger(cfg, ckpt_path, datamodule.prepared_dir / REPORT)
     trainer = build_trainer(cfg, run_dir, strategy, logger, pretrain_callbacks(cfg, datamodule, run_dir))
 
+    fit_start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    module.train_time_s = train_time(trainer, time.perf_counter() - fit_start)
     trainer.limit_val_batches = 1.0  # trainer.limit_val_batches is for the checks during training only
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
@@ -124,6 +127,8 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
         "perf": {k.split("/", 1)[1]: v for k, v in throughput.last.items()},
         "energy_source": throughput.energy.source if throughput.energy else None,
         "wall_time_s": round(time.perf_counter() - start, 1),
+        "train_time_s": round(getattr(module, "train_time_s", 0.0), 1),
+        "time_budget_s": budget_seconds(trainer),
         PREPARED_KEY: str(datamodule.prepared_dir),
     }
     write_json(run_dir / METRICS, metrics)
@@ -140,6 +145,18 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
     return metrics
 
 
+
+
+def train_time(trainer: L.Trainer, fit_seconds: float) -> float:
+    """Seconds of training: the `Timer`'s (resumed runs included) under trainer.max_time, else this fit's."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    return timer.time_elapsed("train") if timer is not None else fit_seconds
+
+
+def budget_seconds(trainer: L.Trainer) -> float | None:
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    remaining = timer.time_remaining("train") if timer is not None else None
+    return None if remaining is None else round(timer.time_elapsed("train") + remaining, 1)
 
 
 def _perf_line(metrics: dict) -> str:

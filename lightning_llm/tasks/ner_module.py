@@ -16,6 +16,7 @@ from lightning_llm.errors import UserError
 from lightning_llm.tasks.ner_metrics import EntityF1
 from lightning_llm.tasks.pretrained import check_model_dir
 from lightning_llm.training.optim import OptimConfig, build_optimizer
+from lightning_llm.training.schedule import trainer_clock
 
 
 class TokenClassificationModule(L.LightningModule):
@@ -90,4 +91,5 @@ class TokenClassificationModule(L.LightningModule):
         metric.reset()
 
     def configure_optimizers(self):
-        return build_optimizer(self.model, self.optim_cfg, self.trainer.estimated_stepping_batches)
+        return build_optimizer(self.model, self.optim_cfg, self.trainer.estimated_stepping_batches,
+                               trainer_clock(self.trainer))

@@ -66,6 +66,10 @@ def check_same_model(ckpt_path: str | None, hparams: dict) -> None:
         raise UserError(f"{ckpt_path} is not a checkpoint of llm-train (it has no hyper_parameters)")
     keys = [k for k in ("arch", "vocab_size", "init_from", "labels", "lora") if k in hparams]
     diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {hparams[k]!r} now" for k in keys if saved.get(k) != hparams[k]]
+    old_opt = (saved.get("optim") or {}).get("name", "adamw")
+    new_opt = (hparams.get("optim") or {}).get("name", "adamw")
+    if old_opt != new_opt:
+        diffs.append(f"optim: {old_opt!r} in the checkpoint, {new_opt!r} now (its state cannot be carried over)")
     old, new = saved.get("config") or {}, hparams.get("config") or {}
     diffs += [f"model.config.{k}: {old.get(k)!r} in the checkpoint, {new.get(k)!r} now"
               for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]

@@ -15,6 +15,7 @@ from lightning_llm.errors import UserError
 from lightning_llm.evaluation.metrics import LanguageModelMetrics, token_nats
 from lightning_llm.models import InitConfig, build_causal_lm, model_config
 from lightning_llm.training.optim import OptimConfig, build_optimizer
+from lightning_llm.training.schedule import trainer_clock
 
 NONFINITE = ("stop", "skip")
 
@@ -142,7 +143,13 @@ class CausalLMModule(L.LightningModule):
         metrics.reset()
 
     def configure_optimizers(self):
-        return build_optimizer(self.model, self.optim_cfg, self.trainer.estimated_stepping_batches)
+        strategy = type(self.trainer.strategy).__name__
+        if self.optim_cfg.name == "muon" and strategy in ("FSDPStrategy", "ModelParallelStrategy", "DeepSpeedStrategy"):
+            # Newton-Schulz needs each whole matrix; sharded parameters hold slices of it
+            raise UserError(f"optim=muon is not supported with a sharded strategy ({strategy}): use strategy=ddp "
+                            "(or auto), or optim=adamw")
+        return build_optimizer(self.model, self.optim_cfg, self.trainer.estimated_stepping_batches,
+                               trainer_clock(self.trainer))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # every process's random state (dropout differs per rank), gathered into the one checkpoint file

@@ -24,3 +24,10 @@ def _cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls run natively (not emulated) on `device`."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and _cpu_has_native_bf16()

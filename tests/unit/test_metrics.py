@@ -27,3 +27,27 @@ def test_loss_ppl_and_bits_per_byte_are_exact_over_batches():
 def test_precision_auto_resolves_and_explicit_values_pass_through():
     assert resolve_precision("16-mixed", "cpu") == "16-mixed"
     assert resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")
+
+
+def test_bits_per_byte_of_a_uniform_model_is_its_nats_over_the_utf8_bytes_of_the_text_by_hand():
+    """bpb is tokenizer-independent: a model that spreads its bet evenly over V tokens pays ln V nats per
+    predicted token, and bpb = those nats over the UTF-8 bytes the predicted tokens stand for, in bits."""
+    from lightning_llm.data.tokenizer import token_byte_lengths, train_bpe
+    from lightning_llm.training.module import CausalLMModule
+    from tests.conftest import TINY_MODEL
+
+    corpus = ["Ein naïver Café-Besuch — 日本語のテキスト, and plain English prose. " * 30, "ROMEO. But soft! " * 30]
+    tok = train_bpe(corpus, 300)
+    text = "A naïve café — 日本語 — at the end."
+    ids = [*tok.encode(text), tok.eos_token_id]
+    module = CausalLMModule(len(tok), config=TINY_MODEL, eos_token_id=tok.eos_token_id)
+    torch.nn.init.zeros_(module.model.get_input_embeddings().weight)  # tied head: every logit is 0
+    x = torch.tensor(ids)
+    lengths = torch.from_numpy(token_byte_lengths(tok).astype("int64"))
+    module.validation_step({"input_ids": x[None, :-1], "labels": x[None, 1:], "label_bytes": lengths[x[None, 1:]]}, 0)
+    bpb = module.val_metrics.compute()["bpb"].item()
+
+    first = tok.decode(ids[:1])  # the one token of the text not predicted; the EOS stands for no bytes
+    predicted_tokens = len(ids) - 2
+    by_hand = predicted_tokens * math.log(len(tok)) / (len(text.encode("utf-8")) - len(first.encode("utf-8")))
+    assert bpb == pytest.approx(by_hand / math.log(2), rel=1e-5)
