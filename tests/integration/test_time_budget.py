@@ -22,14 +22,16 @@ BUDGET = 30.0
 
 def test_a_sigkilled_and_resumed_30_second_run_ends_at_its_budget_with_the_lr_at_its_floor(corpus_dir, tmp_path):
     common = [*tiny(corpus_dir, tmp_path), "logger=csv", "++trainer.max_time=00:00:00:30", "trainer.max_steps=1000000",
-              "trainer.val_check_interval=100", "trainer.limit_val_batches=2", "checkpoint.every_n_train_steps=20",
+              "trainer.val_check_interval=10", "trainer.limit_val_batches=2", "checkpoint.every_n_train_steps=20",
               "samples.every_n_steps=0", "samples.max_new_tokens=1", "optim.warmup_steps=10"]
     run = tmp_path / "killed"
     cmd = [sys.executable, "-m", "lightning_llm.cli.train", *common, f"hydra.run.dir={run}"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
     while not (run / "checkpoints" / "step-0000040.ckpt").exists():
-        assert proc.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        if proc.poll() is not None:
+            pytest.fail(f"training ended before it could be killed: {proc.stderr.read()[-3000:]}")
+        assert time.time() < deadline, "no checkpoint at step 40 in time"
         time.sleep(0.05)
     time.sleep(2)  # trained on past the checkpoint: that time is lost, not counted twice
     os.kill(proc.pid, signal.SIGKILL)

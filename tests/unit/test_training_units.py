@@ -93,3 +93,13 @@ def test_gpu_benchmark_script_runs_in_smoke_mode():
 
     rows = main(["--smoke"])
     assert rows[0]["tokens_per_s"] > 0 and 0 < rows[0]["mfu"] < 1
+
+
+def test_samples_every_0_steps_means_never_during_training():
+    from types import SimpleNamespace
+
+    from lightning_llm.training.callbacks.evaluation import _due
+
+    trainer = SimpleNamespace(global_step=500, is_global_zero=True)
+    assert not _due(trainer, 0, None)  # samples.every_n_steps=0 was a ZeroDivisionError
+    assert _due(trainer, 500, None) and not _due(trainer, 500, 500)

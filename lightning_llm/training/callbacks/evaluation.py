@@ -19,9 +19,9 @@ from lightning_llm.training.tracking import logging_step
 
 
 def _due(trainer: L.Trainer, every_n_steps: int, last: int | None) -> bool:
-    """Every `every_n_steps` optimizer steps, once (accumulated micro-batches share a step)."""
+    """Every `every_n_steps` optimizer steps, once (accumulated micro-batches share a step); 0 = never."""
     step = trainer.global_step
-    return step > 0 and step % every_n_steps == 0 and step != last and (trainer.is_global_zero
+    return every_n_steps > 0 and step > 0 and step % every_n_steps == 0 and step != last and (trainer.is_global_zero
                                                                          or shards_parameters(trainer))
 
 
