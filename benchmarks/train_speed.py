@@ -70,24 +70,40 @@ class MiniGPT(nn.Module):
         return self.head(self.ln(x))
 
 
-def plain_loop(shape, steps: int, warmup: int, bf16: bool) -> float:
-    layers, heads, dims, block, batch = shape
-    torch.manual_seed(0)
-    model = MiniGPT(layers, heads, dims, block)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    data = torch.randint(0, VOCAB, (steps + warmup, batch, block + 1))
-    for i in range(steps + warmup):
-        if i == warmup:
-            start = time.perf_counter()
-        x, y = data[i, :, :-1], data[i, :, 1:]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
+class PlainLoop:
+    """nanoGPT's training step (its model unless `model` is given; AdamW as nanoGPT builds it on CPU: unfused),
+    one `step()` at a time, on random tokens."""
+
+    def __init__(self, shape, steps: int, bf16: bool = False, model: nn.Module | None = None, seed: int = 0):
+        layers, heads, dims, block, batch = shape
+        torch.manual_seed(seed)
+        self.model = model if model is not None else MiniGPT(layers, heads, dims, block)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=0.1)
+        self.data = torch.randint(0, VOCAB, (steps, batch, block + 1))
+        self.bf16, self.i = bf16, 0
+
+    def step(self) -> float:
+        """One optimizer step; returns its seconds."""
+        start = time.perf_counter()
+        batch = self.data[self.i % len(self.data)]
+        self.i += 1
+        x, y = batch[:, :-1], batch[:, 1:]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.model(x)
+        logits = getattr(logits, "logits", logits)  # a transformers model returns an output object
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return (time.perf_counter() - start) / steps
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+
+def plain_loop(shape, steps: int, warmup: int, bf16: bool) -> float:
+    """Seconds per step of the plain loop, after `warmup` steps."""
+    loop = PlainLoop(shape, steps + warmup, bf16)
+    times = [loop.step() for _ in range(steps + warmup)]
+    return sum(times[warmup:]) / steps
 
 
 def lightning_path(shape, steps: int, warmup: int, precision: str, compile: bool = False) -> float:

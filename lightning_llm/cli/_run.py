@@ -16,6 +16,7 @@ from lightning_llm.data.cleaning.report import log_to_wandb
 from lightning_llm.training.callbacks import LossCurves, StepProgressBar, ThroughputMFU
 from lightning_llm.training.checkpointing import RunIdInCheckpoint, wandb_id_of
 from lightning_llm.training.precision import resolve_precision
+from lightning_llm.training.tracking import FlushLogsAtCheckpoints
 
 
 def build_logger(cfg: DictConfig, ckpt_path: str | None, report: Path | None = None):
@@ -39,7 +40,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[
                         monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
         RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"),
         ThroughputMFU(cfg.perf.every_n_steps, cfg.perf.watts_per_core, cfg.perf.grid_co2_g_per_kwh), *extra,
-    ] + ([LearningRateMonitor(logging_interval="step")] if logger else []) \
+    ] + ([LearningRateMonitor(logging_interval="step"), FlushLogsAtCheckpoints()] if logger else []) \
       + ([StepProgressBar()] if cfg.trainer.enable_progress_bar and _has_rich() else [])
     trainer_args = plain(cfg.trainer)
     trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])

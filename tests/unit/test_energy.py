@@ -45,7 +45,10 @@ def test_rapl_package_counters_are_summed_and_unwrapped(tmp_path):
 
 
 def test_a_run_logs_its_energy_per_token(tmp_path):
+    import csv
+
     import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
     from torch.utils.data import DataLoader
 
     from lightning_llm.training import CausalLMModule
@@ -56,9 +59,15 @@ def test_a_run_logs_its_energy_per_token(tmp_path):
         "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
         "max_position_embeddings": 16}, optim={"lr": 1e-3, "warmup_steps": 1})
     meter = ThroughputMFU(every_n_steps=5, watts_per_core=10.0, grid_co2_g_per_kwh=500.0)
-    trainer = L.Trainer(max_steps=10, accelerator="cpu", callbacks=[meter], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    trainer = L.Trainer(max_steps=10, accelerator="cpu", callbacks=[meter], logger=logger, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                        log_every_n_steps=1)
     trainer.fit(module, DataLoader(rows, batch_size=4))
+    logged = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    # every 5 optimizer steps, at the step Lightning logs that batch's train/loss at (k - 1)
+    assert [int(r["step"]) for r in logged if r.get("perf/energy_j")] == [4, 9]
+    assert {int(r["step"]) for r in logged if r.get("train/loss")} >= {4, 9}
     perf = meter.last
     assert perf["perf/energy_j"] > 0 and perf["perf/energy_kwh"] == pytest.approx(perf["perf/energy_j"] / 3.6e6)
     assert perf["perf/tokens_per_j"] == pytest.approx(10 * 4 * 16 / perf["perf/energy_j"])

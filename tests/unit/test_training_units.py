@@ -103,3 +103,38 @@ def test_samples_every_0_steps_means_never_during_training():
     trainer = SimpleNamespace(global_step=500, is_global_zero=True)
     assert not _due(trainer, 0, None)  # samples.every_n_steps=0 was a ZeroDivisionError
     assert _due(trainer, 500, None) and not _due(trainer, 500, 500)
+
+
+def test_csv_rows_are_buffered_and_on_disk_at_every_checkpoint(tmp_path):
+    import csv
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightning_llm.training.tracking import AppendingCSVLogger, FlushLogsAtCheckpoints
+
+    L.seed_everything(0, verbose=False)
+    dataset = PackedDataset([_counting_shard()], np.ones(300, dtype=np.uint8))
+    module = CausalLMModule(300, config={**TINY_MODEL, "max_position_embeddings": 32}, optim={"warmup_steps": 1})
+    logger = AppendingCSVLogger(tmp_path, name="csv", version="", flush_logs_every_n_steps=1000)
+    metrics = Path(logger.log_dir) / "metrics.csv"
+    on_disk = {}  # checkpoint step -> train/loss steps in metrics.csv when that checkpoint was written
+
+    class Look(L.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+            rows = list(csv.DictReader(metrics.open())) if metrics.exists() else []
+            on_disk[trainer.global_step] = sorted(int(r["step"]) for r in rows if r.get("train/loss"))
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 2:
+                on_disk["before any checkpoint"] = metrics.exists()  # rows wait in memory: no file per step
+
+    # FlushLogsAtCheckpoints before Look: Lightning calls callbacks' on_save_checkpoint in order
+    trainer = L.Trainer(max_steps=6, accelerator="cpu", logger=logger, log_every_n_steps=1,
+                        callbacks=[ModelCheckpoint(tmp_path / "ckpt", every_n_train_steps=3),
+                                   FlushLogsAtCheckpoints(), Look()],
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(dataset, batch_sampler=GlobalBatchSampler(len(dataset), 8)))
+    # the loss of optimizer step k is logged at Lightning's step k - 1, after the checkpoint of step k
+    assert on_disk == {"before any checkpoint": False, 3: [0, 1], 6: [0, 1, 2, 3, 4]}
+    rows = list(csv.DictReader(metrics.open()))
+    assert sorted(int(r["step"]) for r in rows if r.get("train/loss")) == list(range(6))  # finalize wrote the rest

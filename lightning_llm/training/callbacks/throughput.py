@@ -12,6 +12,7 @@ import torch
 
 from lightning_llm.models.flops import flops_per_token, peak_flops
 from lightning_llm.training.callbacks.energy import EnergyMeter
+from lightning_llm.training.tracking import logging_step
 
 _PRECISION_DTYPE = {"bf16": torch.bfloat16, "16": torch.float16}
 
@@ -70,7 +71,9 @@ class ThroughputMFU(L.Callback):
         if self._peak:
             self.last["perf/mfu"] = tokens_per_s * self._flops_per_token / self._peak
         self.last.update(self._energy(trainer, pl_module))
-        pl_module.log_dict(self.last, on_step=True, on_epoch=False, rank_zero_only=True)
+        if trainer.is_global_zero:  # straight to the loggers: `self.log` costs ~0.6 ms per value at small shapes
+            for logger in trainer.loggers:
+                logger.log_metrics(self.last, step=logging_step(trainer))
         self._start, self._tokens, self._samples = time.perf_counter(), 0, 0
 
     def on_validation_start(self, trainer: L.Trainer, pl_module) -> None:
