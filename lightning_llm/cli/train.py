@@ -15,7 +15,6 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.cli._app import check_recipe_arg, hydra_main
@@ -32,6 +31,7 @@ from lightning_llm.training.checkpointing import check_same_model, resolve_resum
 from lightning_llm.training.distillation import DistillationModule, check_teacher_tokenizer
 from lightning_llm.training.module import CausalLMModule
 from lightning_llm.training.parallel import check_multirun, full_model, full_weights
+from lightning_llm.training.schedule import trainer_clock
 from lightning_llm.training.tracking import sync_hint
 
 log = logging.getLogger("lightning_llm")
@@ -149,14 +149,13 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
 
 def train_time(trainer: L.Trainer, fit_seconds: float) -> float:
     """Seconds of training: the `Timer`'s (resumed runs included) under trainer.max_time, else this fit's."""
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    return timer.time_elapsed("train") if timer is not None else fit_seconds
+    clock = trainer_clock(trainer)
+    return clock()[0] if clock is not None else fit_seconds
 
 
 def budget_seconds(trainer: L.Trainer) -> float | None:
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    remaining = timer.time_remaining("train") if timer is not None else None
-    return None if remaining is None else round(timer.time_elapsed("train") + remaining, 1)
+    clock = trainer_clock(trainer)
+    return None if clock is None else round(clock()[1], 1)
 
 
 def _perf_line(metrics: dict) -> str:

@@ -96,13 +96,14 @@ class WarmupDecayLR(torch.optim.lr_scheduler.LRScheduler):
         f = self.factor(self.last_epoch)
         return [base * f for base in self.base_lrs]
 
+    # plain values only: a checkpoint loads with weights_only=True; cfg, total_steps and the clock come from the run
+    _STATE = ("last_epoch", "_step_count", "base_lrs", "_last_lr")
+
     def state_dict(self) -> dict[str, Any]:
-        # plain values only: a checkpoint loads with weights_only=True, and the clock is rebuilt by the run
-        return {k: self.__dict__[k] for k in ("last_epoch", "_step_count", "base_lrs", "_last_lr")
-                if k in self.__dict__}
+        return {k: self.__dict__[k] for k in self._STATE if k in self.__dict__}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.__dict__.update({k: v for k, v in state_dict.items() if k not in ("cfg", "clock", "total_steps")})
+        self.__dict__.update({k: state_dict[k] for k in self._STATE if k in state_dict})
 
 
 def trainer_clock(trainer: Any) -> Clock | None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from lightning.pytorch.callbacks import RichProgressBar, Timer
+from lightning.pytorch.callbacks import RichProgressBar
+
+from lightning_llm.training.schedule import trainer_clock
 
 
 class StepProgressBar(RichProgressBar):
@@ -24,10 +26,9 @@ class StepProgressBar(RichProgressBar):
 
     def _get_train_description(self, current_epoch: int) -> str:
         trainer = self.trainer
-        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-        remaining = timer.time_remaining() if timer is not None else None
-        if remaining is not None:  # trainer.max_time
-            budget = timedelta(seconds=round(timer.time_elapsed() + remaining))
+        clock = trainer_clock(trainer)
+        if clock is not None:  # trainer.max_time
+            budget = timedelta(seconds=round(clock()[1]))
             return f"Epoch {current_epoch} (to {budget} of training" + (
                 f" or step {trainer.max_steps})" if trainer.max_steps > 0 else ")")
         if trainer.max_epochs in (None, -1) and trainer.max_steps > 0:
