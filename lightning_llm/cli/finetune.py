@@ -33,6 +33,7 @@ from lightning_llm.tasks.sft_module import SFTModule
 from lightning_llm.training.callbacks import ThroughputMFU
 from lightning_llm.training.checkpointing import check_same_model
 from lightning_llm.training.parallel import full_weights, shards_parameters
+from lightning_llm.training.precision import host_description
 
 log = logging.getLogger("lightning_llm")
 TASKS = ("pretrain", "sft", "ner")
@@ -135,6 +136,8 @@ def _finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module, datamodu
         "test": {k.split("/", 1)[1]: v for k, v in test.items()},
         "baselines": baselines,
         "steps": trainer.global_step,
+        "precision": str(trainer.precision),
+        "host": host_description(trainer.strategy.root_device),
         "trainable_parameters": sum(p.numel() for p in module.parameters() if p.requires_grad),
         "perf": {k.split("/", 1)[1]: v for k, v in throughput.last.items()},
         "energy_source": throughput.energy.source if throughput.energy else None,

@@ -31,6 +31,7 @@ from lightning_llm.training.checkpointing import check_same_model, resolve_resum
 from lightning_llm.training.distillation import DistillationModule, check_teacher_tokenizer
 from lightning_llm.training.module import CausalLMModule
 from lightning_llm.training.parallel import check_multirun, full_model, full_weights
+from lightning_llm.training.precision import host_description
 from lightning_llm.training.schedule import trainer_clock
 from lightning_llm.training.tracking import sync_hint
 
@@ -123,6 +124,8 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
         "test": {k.split("/", 1)[1]: v for k, v in test.items()},
         "tokens_trained": datamodule.batches_consumed * cfg.data.batch_size * cfg.data.seq_len * trainer.world_size,
         "steps": trainer.global_step,
+        "precision": str(trainer.precision),
+        "host": host_description(trainer.strategy.root_device),
         "parameters": module.model.num_parameters(),
         "perf": {k.split("/", 1)[1]: v for k, v in throughput.last.items()},
         "energy_source": throughput.energy.source if throughput.energy else None,

@@ -15,7 +15,7 @@ from lightning_llm.data.config import IGNORE
 from lightning_llm.errors import UserError
 from lightning_llm.tasks.ner_metrics import EntityF1
 from lightning_llm.tasks.pretrained import check_model_dir
-from lightning_llm.training.optim import OptimConfig, build_optimizer
+from lightning_llm.training.optim import OptimConfig, build_optimizer, clips_under_amp
 from lightning_llm.training.schedule import trainer_clock
 
 
@@ -92,4 +92,4 @@ class TokenClassificationModule(L.LightningModule):
 
     def configure_optimizers(self):
         return build_optimizer(self.model, self.optim_cfg, self.trainer.estimated_stepping_batches,
-                               trainer_clock(self.trainer))
+                               trainer_clock(self.trainer), clips_under_amp(self.trainer))

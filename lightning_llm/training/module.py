@@ -14,7 +14,7 @@ from lightning_llm.config import from_dict
 from lightning_llm.errors import UserError
 from lightning_llm.evaluation.metrics import LanguageModelMetrics, token_nats
 from lightning_llm.models import InitConfig, build_causal_lm, model_config
-from lightning_llm.training.optim import OptimConfig, build_optimizer
+from lightning_llm.training.optim import OptimConfig, build_optimizer, clips_under_amp
 from lightning_llm.training.schedule import trainer_clock
 
 NONFINITE = ("stop", "skip")
@@ -149,7 +149,7 @@ class CausalLMModule(L.LightningModule):
             raise UserError(f"optim=muon is not supported with a sharded strategy ({strategy}): use strategy=ddp "
                             "(or auto), or optim=adamw")
         return build_optimizer(self.model, self.optim_cfg, self.trainer.estimated_stepping_batches,
-                               trainer_clock(self.trainer))
+                               trainer_clock(self.trainer), clips_under_amp(self.trainer))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # every process's random state (dropout differs per rank), gathered into the one checkpoint file

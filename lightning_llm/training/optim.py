@@ -79,7 +79,7 @@ def clamp_warmup(cfg: OptimConfig, total_steps: int) -> OptimConfig:
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: float,
-                    clock: Callable[[], tuple[float, float]] | None = None):
+                    clock: Callable[[], tuple[float, float]] | None = None, clipped_under_amp: bool = False):
     """The optimizer and its per-step schedule, as Lightning's `configure_optimizers` dict.
 
     `total_steps` is the Trainer's estimate (`estimated_stepping_batches`): infinite when neither
@@ -107,6 +107,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, total_steps: float,
         total_steps = int(total_steps)
         cfg = clamp_warmup(cfg, total_steps)
     opt = _muon(model, cfg) if cfg.name == "muon" else _adamw(model, cfg, param_groups(model, cfg.weight_decay))
+    if clipped_under_amp:
+        let_lightning_unscale(opt)
     sched = WarmupDecayLR(opt, cfg, total_steps, clock)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -118,6 +120,26 @@ def _adamw(model: nn.Module, cfg: OptimConfig, groups: list[dict]) -> torch.opti
         # nanoGPT's CPU shape (benchmarks/step_overhead)
         extra["fused"] = True
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, **extra)
+
+
+def let_lightning_unscale(optimizer: torch.optim.Optimizer) -> None:
+    """Let Lightning clip the gradients of a fused AdamW under bf16-mixed / 16-mixed.
+
+    A fused AdamW tells a GradScaler it unscales gradients inside its kernel (`_step_supports_amp_scaling`), and
+    Lightning's MixedPrecision plugin then refuses to clip, since it would clip still-scaled gradients. Switched
+    off, the scaler unscales before clipping as for any optimizer (16-mixed), and under bf16-mixed, which has no
+    scaler, there is nothing to unscale: the same fused kernel steps on the clipped gradients either way.
+    """
+    # (MuonWithAdamW claims no such step: a scaler unscales all its gradients, then its AdamW steps)
+    if getattr(optimizer, "_step_supports_amp_scaling", False):
+        optimizer._step_supports_amp_scaling = False
+
+
+def clips_under_amp(trainer) -> bool:
+    """Whether `trainer` clips gradients under a mixed-precision (autocast) plugin."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    return bool(trainer.gradient_clip_val) and isinstance(trainer.precision_plugin, MixedPrecision)
 
 
 def _muon(model: nn.Module, cfg: OptimConfig) -> MuonWithAdamW:

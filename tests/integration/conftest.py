@@ -24,11 +24,15 @@ def tiny(corpus_dir: Path, tmp: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def trained(corpus_dir, tmp_path_factory) -> Path:
+    """Trained under bf16-mixed forced, as `precision: auto` trains on GPUs (and on CPUs where bf16 is faster),
+    whatever this host: resume, export, eval, int8/ONNX and distillation then start from a bf16 run. The
+    single-process and DDP runs of test_training.py train in 32-true."""
     tmp = tmp_path_factory.mktemp("cli")
     run = tmp / "run"
     task = tmp / "task.jsonl"
     task.write_text(json.dumps({"context": "The king", "choices": [" and", " zzz"], "label": 0}) + "\n")
     proc = llm("train", *tiny(corpus_dir, tmp), "logger=csv", f"hydra.run.dir={run}", "samples.every_n_steps=10",
+               "trainer.precision=bf16-mixed",
                "eval.every_n_steps=10", f"eval.tasks=[{task}]", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[samples at step 10]" in proc.stdout and "[samples at step 20]" in proc.stdout

@@ -41,10 +41,12 @@ def test_train_writes_metrics_export_curves_and_checkpoints(trained: Path):
 def test_resume_from_checkpoint_continues_the_step_count(trained: Path, corpus_dir, tmp_path):
     run = tmp_path / "resumed"
     proc = llm("train", *tiny(corpus_dir, trained.parent), "trainer.max_steps=30", "logger=none",
-               f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={run}", cwd=tmp_path)
+               "trainer.precision=bf16-mixed", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+               f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["steps"] == 30 and metrics["tokens_trained"] == 30 * 8 * 32
+    assert metrics["precision"] == "bf16-mixed" and metrics["host"]
 
 
 def test_generate_streams_a_continuation_and_rejects_bad_input(trained: Path, capsys):

@@ -161,7 +161,8 @@ metric_list:
 
 
 @pytest.mark.slow
-def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, corpus_dir, tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, corpus_dir, tmp_path, precision):
     from lightning_llm.inference.checkpoint import load_checkpoint
 
     run = tmp_path / "student"
@@ -170,7 +171,7 @@ def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, co
                "trainer.val_check_interval=3", "checkpoint.every_n_train_steps=3", "optim.warmup_steps=1",
                "model.config.hidden_size=32", "model.config.intermediate_size=64", "model.config.num_hidden_layers=1",
                "model.config.max_position_embeddings=64", "trainer.limit_val_batches=2", "samples.max_new_tokens=4",
-               "logger=csv", f"hydra.run.dir={run}", "trainer.accelerator=cpu"]
+               "logger=csv", f"hydra.run.dir={run}", "trainer.accelerator=cpu", f"trainer.precision={precision}"]
     proc = llm("train", *student, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Distilling from" in proc.stderr + proc.stdout

@@ -14,7 +14,7 @@ from tests.integration.conftest import llm
 WORDS = ["king", "queen", "lord", "lady", "good", "night", "love", "sword", "crown", "fair", "sweet", "noble"]
 FAST = ["trainer.max_steps=6", "trainer.val_check_interval=3", "checkpoint.every_n_train_steps=3",
         "optim.warmup_steps=1", "data.seq_len=64", "data.batch_size=4", "finetune.eval.max_examples=6",
-        "finetune.eval.max_new_tokens=6", "logger=csv", "trainer.accelerator=cpu", "trainer.precision=32-true"]
+        "finetune.eval.max_new_tokens=6", "logger=csv", "trainer.accelerator=cpu"]
 
 
 def _phrase(rng: random.Random, lo: int = 2, hi: int = 6) -> str:
@@ -69,15 +69,17 @@ RECIPES = {
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
-def test_each_recipe_runs_end_to_end_and_prints_its_metric_beside_baselines(recipe, task_data, tiny_export, tmp_path):
+def test_each_recipe_runs_end_to_end_and_prints_its_metric_beside_baselines(recipe, precision, task_data, tiny_export,
+                                                                            tmp_path):
     overrides, metric = RECIPES[recipe]
     run = tmp_path / "run"
-    proc = llm("train", f"recipe={recipe}", f"init_from={tiny_export}", *FAST,
+    proc = llm("train", f"recipe={recipe}", f"init_from={tiny_export}", *FAST, f"trainer.precision={precision}",
                *[o.format(d=task_data) for o in overrides], f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metric in metrics["test"] and metric in metrics["val"]
+    assert metric in metrics["test"] and metric in metrics["val"] and metrics["precision"] == precision
     assert "before_finetuning" in metrics["baselines"] and any(k.startswith("trivial") for k in metrics["baselines"])
     assert "fine-tuned" in proc.stdout and "before_finetuning" in proc.stdout and "trivial" in proc.stdout
     assert (run / "export" / "model.safetensors").is_file()
@@ -107,7 +109,8 @@ def test_each_recipe_runs_end_to_end_and_prints_its_metric_beside_baselines(reci
 
 @pytest.mark.slow
 def test_resume_auto_continues_a_fine_tuning_run(task_data, tiny_export, tmp_path):
-    args = ["recipe=sft", f"init_from={tiny_export}", *FAST, f"data.data_files.train={task_data}/sft.jsonl",
+    args = ["recipe=sft", f"init_from={tiny_export}", *FAST, "trainer.precision=bf16-mixed",
+            f"data.data_files.train={task_data}/sft.jsonl",
             f"hydra.run.dir={tmp_path / 'run'}"]
     first = llm("train", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -125,8 +128,9 @@ def _losses(run: Path) -> dict[int, float]:
 def test_sft_loss_is_the_same_with_accumulation_and_with_two_ddp_processes(task_data, tiny_export, tmp_path):
     """The step loss is the mean over every response token of the step: one process with 8 rows, one with 2
     accumulated batches of 4, and two DDP processes with 4 each train the same run."""
-    common = ["recipe=sft", f"init_from={tiny_export}", *FAST, f"data.data_files.train={task_data}/sft.jsonl",
-              "data.pack=false", "optim.weight_decay=0.0", "trainer.gradient_clip_val=null"]
+    common = ["recipe=sft", f"init_from={tiny_export}", *FAST, "trainer.precision=32-true",
+              f"data.data_files.train={task_data}/sft.jsonl", "data.pack=false", "optim.weight_decay=0.0",
+              "trainer.gradient_clip_val=null"]
     runs = {"one": ["data.batch_size=8"], "accumulate": ["data.batch_size=4", "trainer.accumulate_grad_batches=2"],
             "ddp": ["data.batch_size=4", "strategy=ddp", "trainer.devices=2"]}
     for name, extra in runs.items():

@@ -69,8 +69,10 @@ def test_two_cpu_processes_follow_the_single_process_trajectory(single_process_r
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_auto_is_exact(corpus_dir, tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_sigkill_then_resume_auto_is_exact(corpus_dir, tmp_path, precision):
     common = [*tiny(corpus_dir, tmp_path), "logger=csv", "data.batch_size=64", "trainer.max_steps=150",
+              f"trainer.precision={precision}",
               "trainer.val_check_interval=50", "checkpoint.every_n_train_steps=5", "samples.max_new_tokens=1",
               "++model.config.attention_dropout=0.1"]  # training draws random numbers
     straight = llm("train", *common, f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -27,6 +28,37 @@ def test_loss_ppl_and_bits_per_byte_are_exact_over_batches():
 def test_precision_auto_resolves_and_explicit_values_pass_through():
     assert resolve_precision("16-mixed", "cpu") == "16-mixed"
     assert resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")
+
+
+@pytest.mark.parametrize(("native", "bf16_gflops", "expected"),
+                         [(True, 400, "bf16-mixed"), (True, 143, "32-true"), (True, 220, "32-true"),
+                          (False, 400, "32-true")])
+def test_precision_auto_on_a_cpu_picks_the_faster_by_a_cached_measurement(native, bf16_gflops, expected,
+                                                                          tmp_path, monkeypatch, caplog):
+    from lightning_llm.training import precision
+
+    timed = []
+
+    def fake_peak(dtype, threads, size, seconds):
+        timed.append(dtype)
+        return (bf16_gflops if dtype == torch.bfloat16 else 170) * 1e9
+
+    monkeypatch.setenv("LIGHTNING_LLM_CACHE", str(tmp_path))
+    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "measured_cpu_peak", fake_peak)
+    with caplog.at_level("INFO", logger="lightning_llm"):
+        assert resolve_precision("auto", "cpu") == expected
+        assert resolve_precision("auto", "cpu") == expected
+    assert f"trainer.precision=auto -> {expected}" in caplog.text
+    if not native:
+        assert not timed and "no native bf16" in caplog.text
+        return
+    assert timed == [torch.float32, torch.bfloat16]  # measured once; the second run read the cache
+    assert f"{bf16_gflops} GFLOP/s in bf16 and 170 in fp32" in caplog.text
+    cached = json.loads((tmp_path / precision.CACHE_FILE).read_text())
+    assert [v["bf16"] for v in cached.values()] == [bf16_gflops * 1e9]
+    (tmp_path / precision.CACHE_FILE).write_text("{not json")  # a damaged cache is measured anew
+    assert resolve_precision("auto", "cpu") == expected and len(timed) == 4
 
 
 def test_bits_per_byte_of_a_uniform_model_is_its_nats_over_the_utf8_bytes_of_the_text_by_hand():
