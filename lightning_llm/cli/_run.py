@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_llm.data.cleaning.report import log_to_wandb
 from lightning_llm.training.callbacks import LossCurves, StepProgressBar, ThroughputMFU
 from lightning_llm.training.checkpointing import RunIdInCheckpoint, wandb_id_of
-from lightning_llm.training.precision import resolve_precision
+from lightning_llm.training.precision import StepProbe, resolve_precision
 from lightning_llm.training.tracking import FlushLogsAtCheckpoints
 
 
@@ -33,7 +34,9 @@ def build_logger(cfg: DictConfig, ckpt_path: str | None, report: Path | None = N
     return logger
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[L.Callback]) -> L.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[L.Callback],
+                  model: torch.nn.Module | None = None) -> L.Trainer:
+    """The run's Trainer; `model` (the one to train) is what `trainer.precision: auto` times on a CPU."""
     callbacks = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
                         every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
@@ -43,7 +46,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[
     ] + ([LearningRateMonitor(logging_interval="step"), FlushLogsAtCheckpoints()] if logger else []) \
       + ([StepProgressBar()] if cfg.trainer.enable_progress_bar and _has_rich() else [])
     trainer_args = plain(cfg.trainer)
-    trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"])
+    probe = None if model is None else StepProbe(model, cfg.data.batch_size, cfg.data.seq_len)
+    trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"], probe)
     return L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
                      default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
 

@@ -21,13 +21,13 @@ from lightning_llm.data.run_data import METRICS
 from lightning_llm.errors import UserError
 from lightning_llm.export import export_hf
 from lightning_llm.io import write_json
+from lightning_llm.models.pretrained import resolve_model
 from lightning_llm.tasks.config import GenEvalConfig
 from lightning_llm.tasks.gen_eval import GenerationEval, answer, baseline_answers
 from lightning_llm.tasks.gen_metrics import score
 from lightning_llm.tasks.ner_data import NERDataModule
 from lightning_llm.tasks.ner_metrics import EntityF1
 from lightning_llm.tasks.ner_module import TokenClassificationModule
-from lightning_llm.tasks.pretrained import check_model_dir
 from lightning_llm.tasks.sft_data import SFTDataModule
 from lightning_llm.tasks.sft_module import SFTModule
 from lightning_llm.training.callbacks import ThroughputMFU
@@ -42,7 +42,7 @@ TASKS = ("pretrain", "sft", "ner")
 def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, start: float) -> dict | None:
     if cfg.task not in TASKS:
         raise UserError(f"task={cfg.task!r}: choose one of {list(TASKS)}")
-    init_from = check_model_dir(cfg.init_from)
+    init_from = resolve_model(cfg.init_from)
     if cfg.task == "sft":
         datamodule = SFTDataModule(task_data(cfg), init_from, seed=cfg.seed)
         datamodule.setup("fit")
@@ -64,7 +64,7 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
         extra = []
     check_same_model(ckpt_path, module.hparams)
     logger = build_logger(cfg, ckpt_path)
-    trainer = build_trainer(cfg, run_dir, strategy, logger, extra)
+    trainer = build_trainer(cfg, run_dir, strategy, logger, extra, module.model)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.limit_val_batches = 1.0

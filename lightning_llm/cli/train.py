@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.cli._app import check_recipe_arg, hydra_main
+from lightning_llm.cli._continued import continued_from, validate_before_training
 from lightning_llm.cli._run import build_logger, build_trainer, plain
 from lightning_llm.data import PretrainDataModule
 from lightning_llm.data.pipeline import REPORT
@@ -49,12 +50,14 @@ def train(cfg: DictConfig) -> dict | None:
         from lightning_llm.cli.finetune import finetune
 
         return finetune(cfg, run_dir, strategy, ckpt_path, start)
-    datamodule = build_data(cfg)
-    module = build_module(cfg, datamodule)
+    base = continued_from(cfg)
+    datamodule = build_data(cfg, base)
+    module = build_module(cfg, datamodule, base)
     check_same_model(ckpt_path, module.hparams)
     logger = build_logger(cfg, ckpt_path, datamodule.prepared_dir / REPORT)
-    trainer = build_trainer(cfg, run_dir, strategy, logger, pretrain_callbacks(cfg, datamodule, run_dir))
+    trainer = build_trainer(cfg, run_dir, strategy, logger, pretrain_callbacks(cfg, datamodule, run_dir), module.model)
 
+    before = validate_before_training(trainer, module, datamodule) if base and not ckpt_path else None
     fit_start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     module.train_time_s = train_time(trainer, time.perf_counter() - fit_start)
@@ -64,7 +67,8 @@ def train(cfg: DictConfig) -> dict | None:
     weights = full_weights(trainer, run_dir / "checkpoints")  # gathered in full, also when sharded
     if not trainer.is_global_zero:
         return None
-    return finish(cfg, run_dir, trainer, module, datamodule, full_model(trainer, module, weights), val, test, start)
+    return finish(cfg, run_dir, trainer, module, datamodule, full_model(trainer, module, weights), val, test, start,
+                  before)
 
 
 def _strategy(cfg: DictConfig):
@@ -76,18 +80,20 @@ def _strategy(cfg: DictConfig):
     return strategy
 
 
-def build_data(cfg: DictConfig) -> PretrainDataModule:
-    datamodule = PretrainDataModule(plain(cfg.data), plain(cfg.tokenizer), cfg.paths.data_dir, seed=cfg.seed)
+def build_data(cfg: DictConfig, base: Path | None = None) -> PretrainDataModule:
+    tokenizer = plain(cfg.tokenizer) if base is None else {**plain(cfg.tokenizer), "path": str(base)}
+    datamodule = PretrainDataModule(plain(cfg.data), tokenizer, cfg.paths.data_dir, seed=cfg.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
 
 
-def build_module(cfg: DictConfig, datamodule: PretrainDataModule) -> CausalLMModule:
+def build_module(cfg: DictConfig, datamodule: PretrainDataModule, base: Path | None = None) -> CausalLMModule:
     m = cfg.model
     student = dict(vocab_size=datamodule.vocab_size, arch=m.arch, config=plain(m.config), init=plain(m.init),
                    optim=plain(cfg.optim), eos_token_id=datamodule.tokenizer.eos_token_id, compile=m.compile,
-                   activation_checkpointing=m.activation_checkpointing, on_nonfinite_loss=cfg.on_nonfinite_loss)
+                   activation_checkpointing=m.activation_checkpointing, on_nonfinite_loss=cfg.on_nonfinite_loss,
+                   init_from=None if base is None else str(base))
     if cfg.distill and cfg.distill.teacher:
         d = cfg.distill
         check_teacher_tokenizer(d.teacher, datamodule.tokenizer)
@@ -115,9 +121,11 @@ def pretrain_callbacks(cfg: DictConfig, datamodule: PretrainDataModule, run_dir:
 
 
 def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMModule,
-           datamodule: PretrainDataModule, model, val: dict, test: dict, start: float) -> dict:
+           datamodule: PretrainDataModule, model, val: dict, test: dict, start: float,
+           before: dict | None = None) -> dict:
     """Export, metrics.json, samples and the closing lines (rank 0)."""
-    export_hf(model, datamodule.tokenizer, run_dir / "export", max_length=cfg.data.seq_len)
+    context = getattr(model.config, "max_position_embeddings", 0) or 0  # a base model's own (init_from)
+    export_hf(model, datamodule.tokenizer, run_dir / "export", max_length=max(cfg.data.seq_len, context))
     throughput = next(c for c in trainer.callbacks if isinstance(c, ThroughputMFU))
     metrics = {
         "val": {k.split("/", 1)[1]: v for k, v in val.items()},
@@ -134,6 +142,10 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
         "time_budget_s": budget_seconds(trainer),
         PREPARED_KEY: str(datamodule.prepared_dir),
     }
+    if cfg.get("init_from"):
+        metrics["init_from"] = str(cfg.init_from)
+        if before is not None:
+            metrics["val_before_training"] = before
     write_json(run_dir / METRICS, metrics)
 
     samples = generate(model, datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.max_new_tokens,
@@ -142,6 +154,9 @@ def finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: CausalLMM
     print(f"\nval/bpb {metrics['val']['bpb']:.4f}  test/bpb {metrics['test']['bpb']:.4f}  "
           f"test/ppl {metrics['test']['ppl']:.2f}  ({metrics['tokens_trained']:,} tokens, {metrics['wall_time_s']}s"
           f"{_perf_line(metrics)})")
+    if before is not None:
+        print(f"val/bpb before training (init_from={cfg.init_from}): {before['bpb']:.4f}, after: "
+              f"{metrics['val']['bpb']:.4f}")
     print(f"Outputs in {run_dir}: metrics.json, curves.png, checkpoints/, export/")
     if hint := sync_hint(trainer.logger):
         print(f"W&B run saved offline; upload it with: {hint}")

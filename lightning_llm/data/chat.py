@@ -64,3 +64,84 @@ def with_chat_template(tokenizer):
     if getattr(tokenizer, "chat_template", None) is None:
         tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+# A base model's own chat template (ChatML for SmolLM2 and Qwen, Llama 3's headers, ...): fine-tuning renders
+# examples through it, so the model learns the format `pipeline(messages)` and `llm-generate --chat` prompt it
+# with, and learns to end its turns with the template's end-of-turn token (`<|im_end|>` in ChatML).
+
+
+def has_own_template(tokenizer) -> bool:
+    """Whether `tokenizer` brings a chat template of its own (not ours, not none)."""
+    template = getattr(tokenizer, "chat_template", None)
+    return bool(template) and template != CHAT_TEMPLATE
+
+
+def _render(tokenizer, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def template_segments(messages: list[dict[str, str]], tokenizer) -> list[tuple[str, bool]]:
+    """(text, is_response) pieces of `messages` as the tokenizer's own template renders them; a response piece is
+    the assistant's content and the end-of-turn token the template writes after it (what generation stops at).
+
+    The pieces joined are exactly `apply_chat_template(messages, tokenize=False)`. Raises ValueError for a
+    conversation the template does not render turn by turn (an earlier turn's text changes when one is added).
+    """
+    out: list[tuple[str, bool]] = []
+    done = ""
+    for i, m in enumerate(messages):
+        if m["role"] not in ROLES:
+            raise ValueError(f"unknown role {m['role']!r}: use one of {list(ROLES)}")
+        if m["role"] != "assistant":
+            continue
+        if i == 0:
+            raise ValueError("the conversation starts with an assistant turn: put a user (or system) turn first")
+        prompt, full = _render(tokenizer, messages[:i], True), _render(tokenizer, messages[: i + 1], False)
+        if not (prompt.startswith(done) and full.startswith(prompt)):
+            raise ValueError("the model's chat template renders earlier turns differently once a later turn is added, "
+                             "so its answers cannot be cut out for training; give one assistant turn per record")
+        response = full[len(prompt):]
+        end = _end_of_turn(response, m["content"], tokenizer)
+        out += [(prompt[len(done):], False), (response[:end], True)]
+        done = prompt + response[:end]
+    rest = _render(tokenizer, messages, False)[len(done):]
+    out.append((rest, False))
+    return [(text, learned) for text, learned in out if text]
+
+
+def _special_tokens(tokenizer) -> list[str]:
+    added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special]
+    return sorted(set(tokenizer.all_special_tokens) | set(added), key=len, reverse=True)
+
+
+def _end_of_turn(response: str, content: str, tokenizer) -> int:
+    """Where the assistant's turn ends in `response`: after the special token that follows its content (after
+    its content where none does, e.g. a template that only adds a newline)."""
+    content = content.strip()
+    at = response.find(content) if content else 0
+    start = at + len(content) if at >= 0 else 0
+    rest = response[start:]
+    for token in _special_tokens(tokenizer):
+        if rest.lstrip(" ").startswith(token):
+            return start + (len(rest) - len(rest.lstrip(" "))) + len(token)
+    return len(response) if at < 0 else start
+
+
+def end_of_turn_id(tokenizer) -> int | None:
+    """The token id the chat template ends an assistant turn with (the tokenizer's EOS in our format)."""
+    if not has_own_template(tokenizer):
+        return tokenizer.eos_token_id
+    probe = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    response = next(text for text, learned in template_segments(probe, tokenizer) if learned)
+    ids = tokenizer(response, add_special_tokens=False).input_ids
+    specials = set(tokenizer.all_special_ids) | {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items()
+                                                 if t.special}
+    return ids[-1] if ids and ids[-1] in specials else tokenizer.eos_token_id
+
+
+def chat_prompt_text(messages: list[dict[str, str]], tokenizer) -> str:
+    """The text a model continues to answer `messages` (ending with a user turn), in its own template or ours."""
+    if has_own_template(tokenizer):
+        return _render(tokenizer, messages, True)
+    return generation_prompt(messages, tokenizer.eos_token)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from lightning_llm.data.chat import with_chat_template
+from lightning_llm.data.chat import end_of_turn_id, with_chat_template
 from lightning_llm.inference.checkpoint import load_checkpoint
 from lightning_llm.io import atomic_dir
 
@@ -16,13 +16,17 @@ def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_di
     """Write `config.json`, `model.safetensors`, `generation_config.json` and the tokenizer files (with our
     chat template when the tokenizer has none, so `apply_chat_template` and pipelines work)."""
     out_dir = Path(out_dir)
+    with_chat_template(tokenizer)
     eos = tokenizer.eos_token_id
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
-                                               pad_token_id=tokenizer.pad_token_id or eos,
+    # generation stops at EOS and at the chat template's end-of-turn token (<|im_end|> in ChatML), if another
+    stops = list(dict.fromkeys(i for i in (eos, end_of_turn_id(tokenizer)) if i is not None))
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
+                                               eos_token_id=stops[0] if len(stops) == 1 else stops,
+                                               pad_token_id=eos if tokenizer.pad_token_id is None
+                                               else tokenizer.pad_token_id,
                                                do_sample=True, temperature=0.8, top_k=50, max_new_tokens=64)
     if max_length:
         tokenizer.model_max_length = max_length
-    with_chat_template(tokenizer)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

@@ -9,6 +9,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from lightning_llm.errors import UserError
 from lightning_llm.inference.checkpoint import load_checkpoint
 from lightning_llm.inference.int8 import cpu_int8_kernels, is_int8
+from lightning_llm.models.pretrained import BUILTIN_MODELS, resolve_model
 
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -33,13 +34,18 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, cpu_int8: 
     `lightning_llm.inference.int8`).
 
     Local folders are checked first, so a half-copied export is named with what it lacks instead of failing
-    deep inside `from_pretrained`. Anything else is passed on as a hub name (remote code stays off).
+    deep inside `from_pretrained`. A `.gguf` file, a built-in name (smollm2-135m-instruct) or a hub id resolve to
+    a local folder first (`lightning_llm.models.pretrained.resolve_model`; remote code stays off).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
     if path.suffix == ".ckpt":
         return load_checkpoint(path, tokenizer)
+    if path.suffix == ".gguf" or str(path) in BUILTIN_MODELS or (not path.exists() and not path.is_absolute()
+                                                                 and not str(path).startswith(".")
+                                                                 and str(path).count("/") == 1):
+        path = resolve_model(path, key="model_path")
     if path.is_dir():
         if (path / "model.onnx").is_file():
             raise UserError(f"{path} is an ONNX export: run it with onnxruntime (llm-generate does, through "

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from lightning_llm.data.chat import generation_prompt
+from lightning_llm.data.chat import chat_prompt_text, end_of_turn_id
 from lightning_llm.errors import UserError
 from lightning_llm.tasks.formats import Example
 from lightning_llm.tasks.gen_metrics import score
@@ -34,18 +34,24 @@ def answer(model, tokenizer, examples: list[Example], max_new_tokens: int = 48, 
         raise UserError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a {context}-token context")
     was_training = model.training
     model.eval()
-    eos, outs = tokenizer.eos_token_id, []
+    # a turn ends at the template's end-of-turn token (<|im_end|> in ChatML), or at EOS
+    stops = list(dict.fromkeys(i for i in (end_of_turn_id(tokenizer), tokenizer.eos_token_id) if i is not None))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    outs = []
     for start in range(0, len(examples), batch_size):
-        texts = [generation_prompt(e.prompt_messages, tokenizer.eos_token) for e in examples[start:start + batch_size]]
+        texts = [chat_prompt_text(e.prompt_messages, tokenizer) for e in examples[start:start + batch_size]]
         prompts = [tokenizer(t, add_special_tokens=False).input_ids[-room:] for t in texts]
         width = max(len(p) for p in prompts)
-        ids = torch.tensor([[eos] * (width - len(p)) + p for p in prompts], device=model.device)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=model.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=model.device)
+        # logits_to_keep=1: the prompt pass keeps the last position's logits only, said here rather than left to
+        # transformers' default; all of them are batch x prompt x vocab floats (32 x 317 x 49,152 for SmolLM2:
+        # peak RSS 4.5 GB instead of 2.6)
         gen = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=-1 if lockstep else eos, pad_token_id=eos)[:, width:]
+                             eos_token_id=-1 if lockstep else stops, pad_token_id=pad, logits_to_keep=1)[:, width:]
         for row in gen.tolist():
-            row = row[:row.index(eos)] if eos in row else row
-            outs.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+            cut = min((row.index(s) for s in stops if s in row), default=len(row))
+            outs.append(tokenizer.decode(row[:cut], skip_special_tokens=True).strip())
     model.train(was_training)
     return outs
 
@@ -97,7 +103,7 @@ class GenerationEval(L.Callback):
         self.last[split] = scores
         # every process answered the same prompts greedily: the values agree, sync_dist only silences a warning
         pl_module.log_dict({f"{prefix}/{k}": v for k, v in scores.items()}, sync_dist=True)
-        rows = [(generation_prompt(e.prompt_messages, self.tokenizer.eos_token), " | ".join(e.references), p)
+        rows = [(chat_prompt_text(e.prompt_messages, self.tokenizer), " | ".join(e.references), p)
                 for e, p in zip(examples, predictions, strict=True)]
         if trainer.is_global_zero:
             self._write(split, rows, trainer)

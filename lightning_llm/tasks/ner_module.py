@@ -13,8 +13,8 @@ from transformers.utils import logging as hf_logging
 from lightning_llm.config import from_dict
 from lightning_llm.data.config import IGNORE
 from lightning_llm.errors import UserError
+from lightning_llm.models.pretrained import resolve_model
 from lightning_llm.tasks.ner_metrics import EntityF1
-from lightning_llm.tasks.pretrained import check_model_dir
 from lightning_llm.training.optim import OptimConfig, build_optimizer, clips_under_amp
 from lightning_llm.training.schedule import trainer_clock
 
@@ -24,7 +24,7 @@ class TokenClassificationModule(L.LightningModule):
     the head is new).
 
     Args:
-        init_from: a Hugging Face causal-LM folder (an llm-train export, or any such model).
+        init_from: a causal LM: an HF folder (an llm-train export), a hub id, a .gguf file or a built-in name.
         labels: the tag of each class id (`NERDataModule.labels`).
         optim: AdamW and schedule, see `OptimConfig`.
         bidirectional: let every token attend to the whole sentence (the pretrained model only ever looked
@@ -38,7 +38,7 @@ class TokenClassificationModule(L.LightningModule):
         self.save_hyperparameters({"init_from": str(init_from), "labels": list(labels),
                                    "optim": asdict(self.optim_cfg), "bidirectional": bidirectional,
                                    "trust_remote_code": trust_remote_code})
-        folder = check_model_dir(init_from)
+        folder = resolve_model(init_from)
         config = AutoConfig.from_pretrained(folder, num_labels=len(labels), trust_remote_code=trust_remote_code,
                                             id2label=dict(enumerate(labels)),
                                             label2id={t: i for i, t in enumerate(labels)})

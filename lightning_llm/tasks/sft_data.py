@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_llm.config import from_dict
 from lightning_llm.data import PretrainDataModule
-from lightning_llm.data.chat import segments
+from lightning_llm.data.chat import has_own_template, segments, template_segments
 from lightning_llm.data.config import IGNORE
 from lightning_llm.data.sampling import GlobalBatchSampler
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths
@@ -42,14 +42,17 @@ class Encoded:
 
 
 def encode(example: Example, tokenizer, train_on_prompt: bool = False) -> tuple[list[int], list[bool]]:
-    """Token ids of the whole conversation and, per token, whether it is learned (response tokens + EOS)."""
+    """Token ids of the whole conversation and, per token, whether it is learned: each response and the end of
+    its turn, which is the template's end-of-turn token (`<|im_end|>` in ChatML) where the tokenizer has a chat
+    template of its own, else ours with EOS. Raises ValueError for a conversation that cannot be rendered."""
+    own = has_own_template(tokenizer)
     ids: list[int] = []
     learn: list[bool] = []
-    for text, is_response in segments(example.messages):
+    for text, is_response in template_segments(example.messages, tokenizer) if own else segments(example.messages):
         piece = tokenizer(text, add_special_tokens=False).input_ids
         ids += piece
         learn += [is_response or train_on_prompt] * len(piece)
-        if is_response:
+        if is_response and not own:
             ids.append(tokenizer.eos_token_id)
             learn.append(True)
     return ids, learn
@@ -187,8 +190,11 @@ class SFTDataModule(PretrainDataModule):
         self.examples = read_splits(self.data, self.seed)
         for split, examples in self.examples.items():
             encoded, truncated, dropped = [], 0, 0
-            for ex in examples:
-                e, cut = shift(*encode(ex, self.tokenizer, self.data.train_on_prompt), self.data.seq_len)
+            for n, ex in enumerate(examples, 1):
+                try:
+                    e, cut = shift(*encode(ex, self.tokenizer, self.data.train_on_prompt), self.data.seq_len)
+                except ValueError as err:
+                    raise UserError(f"{split} example {n} ({ex.messages[0]['content'][:40]!r}...): {err}") from None
                 truncated += cut
                 if e is None:
                     dropped += 1

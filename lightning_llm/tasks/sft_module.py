@@ -9,9 +9,9 @@ import torch
 from lightning_llm.config import from_dict
 from lightning_llm.data.config import IGNORE
 from lightning_llm.errors import UserError
+from lightning_llm.models.pretrained import load_causal_lm
 from lightning_llm.tasks.config import LoraConfig
 from lightning_llm.tasks.lora import add_lora, merged
-from lightning_llm.tasks.pretrained import load_causal_lm
 from lightning_llm.training.module import NONFINITE, CausalLMModule
 from lightning_llm.training.optim import OptimConfig
 
@@ -24,7 +24,7 @@ class SFTModule(CausalLMModule):
     `StepTokenSampler` as `step_tokens`), so accumulation and data parallelism leave it unchanged.
 
     Args:
-        init_from: a Hugging Face causal-LM folder (an llm-train export, or any such model).
+        init_from: a causal LM: an HF folder (an llm-train export), a hub id, a .gguf file or a built-in name.
         optim: AdamW and schedule, see `OptimConfig`.
         lora: low-rank adapters, see `LoraConfig` (`r: 0`, the default, fine-tunes every weight).
         compile, activation_checkpointing, on_nonfinite_loss: as in `CausalLMModule`.

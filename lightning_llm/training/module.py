@@ -14,6 +14,7 @@ from lightning_llm.config import from_dict
 from lightning_llm.errors import UserError
 from lightning_llm.evaluation.metrics import LanguageModelMetrics, token_nats
 from lightning_llm.models import InitConfig, build_causal_lm, model_config
+from lightning_llm.models.pretrained import load_causal_lm
 from lightning_llm.training.optim import OptimConfig, build_optimizer, clips_under_amp
 from lightning_llm.training.schedule import trainer_clock
 
@@ -33,24 +34,35 @@ class CausalLMModule(L.LightningModule):
         compile: run the model through `torch.compile`.
         activation_checkpointing: recompute activations in backward (less memory, ~1/3 more compute).
         on_nonfinite_loss: "stop" raises with the step number; "skip" skips that optimizer step.
+        init_from: continue training a pretrained model (an HF folder, a hub id, a .gguf file or a built-in name,
+            see `models.pretrained.resolve_model`): its architecture and weights replace arch/config/init.
     """
 
     def __init__(self, vocab_size: int, arch: str = "llama", config: dict[str, Any] | None = None,
                  init: InitConfig | dict | None = None, optim: OptimConfig | dict | None = None,
                  eos_token_id: int | None = None, compile: bool = False, activation_checkpointing: bool = False,
-                 on_nonfinite_loss: str = "stop"):
+                 on_nonfinite_loss: str = "stop", init_from: str | None = None):
         super().__init__()
         if on_nonfinite_loss not in NONFINITE:
             raise UserError(f"on_nonfinite_loss={on_nonfinite_loss!r}: choose one of {list(NONFINITE)}")
         self.init_cfg = from_dict(InitConfig, init, "model.init")
         self.optim_cfg = from_dict(OptimConfig, optim, "optim")
+        if init_from:
+            self.model = load_causal_lm(init_from)
+            if vocab_size > self.model.config.vocab_size:
+                raise UserError(f"init_from={init_from}: the data's tokenizer has {vocab_size} tokens, the model "
+                                f"{self.model.config.vocab_size}: prepare the data with the model's own tokenizer")
+            # its whole config, so a checkpoint rebuilds (and a resume compares) the same model without the source
+            arch, config, eos_token_id = self.model.config.model_type, pretrained_config(self.model), None
+            vocab_size = self.model.config.vocab_size
         self.save_hyperparameters({"vocab_size": vocab_size, "arch": arch, "config": dict(config or {}),
                                    "init": asdict(self.init_cfg), "optim": asdict(self.optim_cfg),
                                    "eos_token_id": eos_token_id, "compile": compile,
                                    "activation_checkpointing": activation_checkpointing,
-                                   "on_nonfinite_loss": on_nonfinite_loss})
-        hf_config = model_config(arch, dict(config or {}), vocab_size, eos_token_id)
-        self.model = build_causal_lm(hf_config, self.init_cfg)
+                                   "on_nonfinite_loss": on_nonfinite_loss, "init_from": init_from})
+        if not init_from:
+            hf_config = model_config(arch, dict(config or {}), vocab_size, eos_token_id)
+            self.model = build_causal_lm(hf_config, self.init_cfg)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -174,6 +186,13 @@ class CausalLMModule(L.LightningModule):
         if self._rng_to_restore is not None:
             _set_rng_states(self._rng_to_restore)
             self._rng_to_restore = None
+
+
+def pretrained_config(model) -> dict[str, Any]:
+    """A loaded model's config as `model_config` takes it: the fields that differ from the architecture's defaults."""
+    skip = {"model_type", "architectures", "transformers_version", "_name_or_path", "dtype", "torch_dtype",
+            "quantization_config"}
+    return {k: v for k, v in model.config.to_diff_dict().items() if k not in skip}
 
 
 def _rng_states() -> dict[str, Any]:

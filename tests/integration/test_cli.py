@@ -226,3 +226,27 @@ def test_eval_reproduces_the_training_test_metrics_and_scores_tasks(trained: Pat
                f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)  # other text: prepared with the model's tokenizer
     assert proc.returncode == 2 and "bad_task.jsonl:2: not a task line" in proc.stderr
     assert list((tmp_path / "data").glob("*/manifest.json"))
+
+
+@pytest.mark.slow  # ~50 s: two CLI runs
+def test_continued_pretraining_starts_where_llm_eval_scores_the_base(tiny_export, corpus_dir, tmp_path):
+    data = [f"data.data_files.train={corpus_dir}/*.txt", "data.seq_len=32", f"paths.data_dir={tmp_path}/data"]
+    proc = llm("train", "recipe=tiny", f"init_from={tiny_export}", *data, "trainer.max_steps=6",
+               "trainer.val_check_interval=3", "checkpoint.every_n_train_steps=3", "optim.warmup_steps=1",
+               "logger=csv", "trainer.precision=32-true", "samples.max_new_tokens=4",
+               f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    before, after = metrics["val_before_training"]["bpb"], metrics["val"]["bpb"]
+    assert after < before and f"val/bpb before training (init_from={tiny_export}): {before:.4f}" in proc.stdout
+    base = json.loads((tiny_export / "config.json").read_text())
+    export = json.loads((tmp_path / "run" / "export" / "config.json").read_text())
+    assert {k: export[k] for k in ("hidden_size", "num_hidden_layers", "vocab_size")} == \
+        {k: base[k] for k in ("hidden_size", "num_hidden_layers", "vocab_size")}  # its architecture, not the recipe's
+    assert (tmp_path / "run" / "export" / "tokenizer.json").read_text() == (tiny_export / "tokenizer.json").read_text()
+
+    ev = llm("eval", f"model_path={tiny_export}", *data, "splits=[validation]", f"hydra.run.dir={tmp_path / 'eval'}",
+             cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    scored = json.loads((tmp_path / "eval" / "eval.json").read_text())["splits"]["validation"]
+    assert scored["bpb"] == pytest.approx(before, rel=1e-6)  # the base model's own figure, before the first step

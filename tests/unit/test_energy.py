@@ -57,7 +57,7 @@ def test_a_run_logs_its_energy_per_token(tmp_path):
     rows = [{"input_ids": torch.randint(0, 64, (16,)), "labels": torch.randint(0, 64, (16,))} for _ in range(40)]
     module = CausalLMModule(vocab_size=64, arch="llama", config={
         "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-        "max_position_embeddings": 16}, optim={"lr": 1e-3, "warmup_steps": 1})
+        "max_position_embeddings": 8192}, optim={"lr": 1e-3, "warmup_steps": 1})  # a real base's context
     meter = ThroughputMFU(every_n_steps=5, watts_per_core=10.0, grid_co2_g_per_kwh=500.0)
     logger = CSVLogger(tmp_path, name="csv", version="")
     trainer = L.Trainer(max_steps=10, accelerator="cpu", callbacks=[meter], logger=logger, enable_checkpointing=False,
@@ -72,3 +72,7 @@ def test_a_run_logs_its_energy_per_token(tmp_path):
     assert perf["perf/energy_j"] > 0 and perf["perf/energy_kwh"] == pytest.approx(perf["perf/energy_j"] / 3.6e6)
     assert perf["perf/tokens_per_j"] == pytest.approx(10 * 4 * 16 / perf["perf/energy_j"])
     assert perf["perf/co2_g"] == pytest.approx(perf["perf/energy_kwh"] * 500.0)
+    from lightning_llm.models.flops import flops_per_token
+
+    # MFU's attention FLOPs follow the rows trained (16 tokens), not the model's 8,192-token context
+    assert meter._flops_per_token == flops_per_token(module.model, 16) < flops_per_token(module.model, 8192) / 2

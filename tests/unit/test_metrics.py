@@ -83,3 +83,34 @@ def test_bits_per_byte_of_a_uniform_model_is_its_nats_over_the_utf8_bytes_of_the
     predicted_tokens = len(ids) - 2
     by_hand = predicted_tokens * math.log(len(tok)) / (len(text.encode("utf-8")) - len(first.encode("utf-8")))
     assert bpb == pytest.approx(by_hand / math.log(2), rel=1e-5)
+
+
+@pytest.mark.parametrize(("fp32_ms", "bf16_ms", "expected"), [(100, 60, "bf16-mixed"), (101, 113, "32-true"),
+                                                               (100, 95, "32-true")])
+def test_precision_auto_times_the_runs_own_model_once_per_shape(fp32_ms, bf16_ms, expected, tmp_path, monkeypatch,
+                                                                 caplog):
+    from lightning_llm.training import precision
+    from lightning_llm.training.module import CausalLMModule
+    from tests.conftest import TINY_MODEL
+
+    monkeypatch.setenv("LIGHTNING_LLM_CACHE", str(tmp_path))
+    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: True)
+    model = CausalLMModule(300, config=TINY_MODEL).model
+    probe = precision.StepProbe(model, 4, 32)
+    torch.manual_seed(0)
+    before_rng, before_w = torch.get_rng_state(), [p.detach().clone() for p in model.parameters()]
+    real = [probe.seconds(False, repeats=1), probe.seconds(True, repeats=1)]
+    assert all(t > 0 for t in real) and torch.equal(torch.get_rng_state(), before_rng)  # dropout draws undone
+    assert all(torch.equal(a, b) for a, b in zip(before_w, model.parameters(), strict=True))
+    assert all(p.grad is None for p in model.parameters())
+
+    timed = []
+    monkeypatch.setattr(precision.StepProbe, "seconds",
+                        lambda self, bf16, **kw: timed.append(bf16) or (bf16_ms if bf16 else fp32_ms) / 1e3)
+    with caplog.at_level("INFO", logger="lightning_llm"):
+        assert resolve_precision("auto", "cpu", probe) == expected
+        assert resolve_precision("auto", "cpu", precision.StepProbe(model, 4, 32)) == expected
+    assert timed == [False, True]  # the same model and batch shape: measured once
+    assert f"{bf16_ms} ms under bf16 autocast and {fp32_ms} ms in fp32" in caplog.text
+    resolve_precision("auto", "cpu", precision.StepProbe(model, 8, 32))  # another batch shape: timed again
+    assert len(timed) == 4

@@ -234,12 +234,51 @@ def test_long_examples_are_truncated_from_the_left_and_counted(tiny_export, tmp_
 def test_a_base_model_that_is_not_a_causal_lm_is_refused(tiny_export, tmp_path):
     from transformers import AutoModelForTokenClassification
 
-    from lightning_llm.tasks.pretrained import load_causal_lm
+    from lightning_llm.models.pretrained import load_causal_lm
 
     AutoModelForTokenClassification.from_pretrained(tiny_export, num_labels=3).save_pretrained(tmp_path / "ner")
     with pytest.raises(UserError, match="not a causal LM"):
         load_causal_lm(tmp_path / "ner")
     with pytest.raises(UserError, match=r"no config\.json"):
         load_causal_lm(tmp_path)
-    with pytest.raises(UserError, match="give init_from=<folder>"):
+    with pytest.raises(UserError, match="give init_from=<model>"):
         load_causal_lm(None)
+
+
+def test_init_from_resolves_folders_and_names_what_it_cannot_use(tiny_export, tmp_path):
+    from lightning_llm.cli._continued import check_init_from_overrides
+    from lightning_llm.models.pretrained import resolve_model
+
+    assert resolve_model(tiny_export) == tiny_export
+    with pytest.raises(UserError, match=r"init_from=org/no-such-model: could not get it from the Hugging Face hub "
+                                        r".*needs a network"):
+        resolve_model("org/no-such-model")  # the suite runs with HF_HUB_OFFLINE=1
+    with pytest.raises(UserError, match=r"no such \.gguf file"):
+        resolve_model(tmp_path / "model.gguf")
+    with pytest.raises(UserError, match=r"not a model folder, a \.gguf file, a hub id"):
+        resolve_model(tmp_path / "a" / "b" / "c")
+    check_init_from_overrides("X", tiny_export, ["model.config.hidden_size=64", "trainer.max_steps=5",
+                                                 "model.compile=true"])  # agrees with the base / not a model key
+    for bad, hint in [("model.config.hidden_size=32", r"\(it has hidden_size=64\)"), ("tokenizer.vocab_size=300", ""),
+                      ("model=gpt2", ""), ("model.init.scheme=normal", "")]:
+        with pytest.raises(UserError, match=rf"{bad} contradicts init_from=X, which brings its own arch.*{hint}"):
+            check_init_from_overrides("X", tiny_export, [bad])
+
+
+def test_a_pretraining_module_from_init_from_holds_the_base_and_its_checkpoint_rebuilds_it(tiny_export, tmp_path):
+    from safetensors.torch import load_file
+
+    from lightning_llm.inference.checkpoint import model_from_checkpoint
+    from lightning_llm.training.module import CausalLMModule
+
+    module = CausalLMModule(300, arch="gpt2", config={"n_layer": 1}, init_from=str(tiny_export))
+    base = load_file(tiny_export / "model.safetensors")
+    state = module.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in base.items())  # its weights, not the arch/config given
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": {f"model.{k}": v for k, v in state.items()}},
+               tmp_path / "x.ckpt")
+    rebuilt = model_from_checkpoint(tmp_path / "x.ckpt")  # from the checkpoint alone, no init_from folder needed
+    same = {"dtype": None, "architectures": None}
+    assert rebuilt.config.to_diff_dict() | same == module.model.config.to_diff_dict() | same
+    with pytest.raises(UserError, match="the data's tokenizer has 5000 tokens, the model 400"):
+        CausalLMModule(5000, init_from=str(tiny_export))

@@ -35,12 +35,12 @@ class ThroughputMFU(L.Callback):
         self._tokens = self._samples = 0
         self._peak: float | None = None
         self._flops_per_token = 0.0
+        self._flops_seq_len = -1
         self._logged_step = -1
         self.last: dict[str, float] = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module) -> None:
-        seq_len = pl_module.model.config.max_position_embeddings
-        self._flops_per_token = flops_per_token(pl_module.model, seq_len)
+        self._flops_seq_len = -1  # attention FLOPs follow the rows trained, counted at the first batch
         precision = str(trainer.precision)
         dtype = next((d for p, d in _PRECISION_DTYPE.items() if precision.startswith(p)), torch.float32)
         self._peak = peak_flops(pl_module.device, dtype)
@@ -56,6 +56,9 @@ class ThroughputMFU(L.Callback):
             self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        seq_len = batch["input_ids"].shape[1]
+        if seq_len != self._flops_seq_len:  # the rows' length, not the model's context (8,192 for SmolLM2)
+            self._flops_per_token, self._flops_seq_len = flops_per_token(pl_module.model, seq_len), seq_len
         self._tokens += batch["input_ids"].numel() * trainer.world_size
         self._tokens_total += batch["input_ids"].numel() * trainer.world_size
         self._samples += batch["input_ids"].shape[0] * trainer.world_size

@@ -1,0 +1,59 @@
+"""Continued pretraining (`llm-train init_from=X`): the base model's folder, the keys it rules out, and its
+figures before the first step."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from lightning_llm.data import PretrainDataModule
+from lightning_llm.errors import UserError
+from lightning_llm.models.pretrained import resolve_model
+from lightning_llm.training.module import CausalLMModule
+
+log = logging.getLogger("lightning_llm")
+
+
+def continued_from(cfg: DictConfig) -> Path | None:
+    """Continued pretraining: the local folder of `init_from` (None for a new model), after refusing every
+    command-line model or tokenizer key that would contradict it."""
+    if not cfg.get("init_from"):
+        return None
+    folder = resolve_model(cfg.init_from)
+    check_init_from_overrides(str(cfg.init_from), folder, HydraConfig.get().overrides.task)
+    log.info("Continued pretraining from %s: its architecture, weights and tokenizer (the recipe's model.* and "
+             "tokenizer.* keys do not apply)", cfg.init_from)
+    return folder
+
+
+# keys that define the model or its tokenizer: with init_from, the base model defines them
+_MODEL_KEYS = ("model.arch", "model.config.", "model.init.", "tokenizer.")
+_MODEL_GROUPS = ("model", "tokenizer")
+
+
+def check_init_from_overrides(source: str, folder: Path, overrides: list[str]) -> None:
+    """Refuse, in one line, a command-line key that would contradict the model `init_from` brings."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder).to_dict()
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in _MODEL_GROUPS or key.startswith(_MODEL_KEYS):
+            name = key.removeprefix("model.config.")
+            if key.startswith("model.config.") and str(config.get(name)) == value:
+                continue  # agrees with the base
+            has = f" (it has {name}={config[name]})" if key.startswith("model.config.") and name in config else ""
+            raise UserError(f"{override} contradicts init_from={source}, which brings its own architecture, weights "
+                            f"and tokenizer{has}: drop the key, or leave out init_from to train a new model")
+
+
+def validate_before_training(trainer: L.Trainer, module: CausalLMModule, datamodule: PretrainDataModule) -> dict:
+    """The base model's figures on the whole validation split, logged at step 0 (continued pretraining)."""
+    limit, trainer.limit_val_batches = trainer.limit_val_batches, 1.0
+    result = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    trainer.limit_val_batches = limit
+    return {k.split("/", 1)[1]: v for k, v in result.items()}

