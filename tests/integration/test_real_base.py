@@ -131,3 +131,26 @@ def test_a_gguf_file_as_init_from_equals_the_built_in_and_every_reader_takes_the
         out = tmp_path / f"export-{fmt[0].split('=')[1]}"
         ex = llm("export", f"model_path={base}", *fmt, f"out={out}", cwd=tmp_path)
         assert ex.returncode == 0 and any(out.iterdir()), ex.stderr[-2000:]
+
+
+def test_ner_from_the_real_base_as_a_gguf_file_under_bf16(base, tmp_path):
+    from lightning_llm.models.pretrained import BUILTIN_MODELS, builtin_gguf
+
+    gguf_file = _in_models_cache(builtin_gguf, BUILTIN_MODELS[NAME])
+    rows = []
+    for i in range(60):
+        who, where = ["Hamlet", "Ophelia", "Horatio"][i % 3], ["Elsinore", "Denmark", "Wittenberg"][i % 3]
+        words = [who, "went", "to", where, "at", "night"] if i % 2 else ["At", "night", who, "left", where]
+        rows.append("".join(f"{w} {'B-PER' if w == who else 'B-LOC' if w == where else 'O'}\n" for w in words))
+    (tmp_path / "train.conll").write_text("\n".join(rows))
+    run = tmp_path / "run"
+    proc = llm("train", "recipe=ner", f"init_from={gguf_file}", "data.format=conll",
+               f"data.data_files.train={tmp_path}/train.conll", "data.seq_len=32", "data.batch_size=8",
+               "trainer.max_steps=12", "trainer.val_check_interval=12", "optim.lr=1e-4", "optim.warmup_steps=2",
+               "logger=csv", "trainer.precision=bf16-mixed", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["precision"] == "bf16-mixed"
+    assert metrics["test"]["f1"] > metrics["baselines"]["before_finetuning"]["f1"]
+    config = json.loads((run / "export" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 30 and config["architectures"] == ["LlamaForTokenClassification"]
