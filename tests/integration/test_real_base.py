@@ -123,13 +123,18 @@ def test_a_gguf_file_as_init_from_equals_the_built_in_and_every_reader_takes_the
     gen = llm("generate", str(gguf_file), "What is the capital of France?", "--chat", "--temperature", "0",
               "--max-new-tokens", "12", "--no-stream", cwd=tmp_path)
     assert gen.returncode == 0 and "Paris" in gen.stdout, gen.stderr[-2000:]
+    task = tmp_path / "capitals.jsonl"
+    task.write_text("".join(json.dumps({"context": f"The capital of {c} is", "choices": [f" {a}", f" {b}"], "label": 0})
+                            + "\n" for c, a, b in [("France", "Paris", "Tokyo"), ("Japan", "Tokyo", "Madrid"),
+                                                   ("Italy", "Rome", "Berlin"), ("Egypt", "Cairo", "Paris")]))
     ev = llm("eval", f"model_path={base}", f"data.data_files.train={texts}/*.txt", "data.seq_len=32",
              f"paths.data_dir={tmp_path}/data", "splits=[test]", f"hydra.run.dir={tmp_path / 'eval'}",
-             "data.split.validation=0.3", "data.split.test=0.3",
+             f"tasks=[{task}]", "data.split.validation=0.3", "data.split.test=0.3",
              "data.cleaning.gopher_repetition=null", cwd=tmp_path)  # the texts repeat themselves on purpose
     assert ev.returncode == 0, ev.stderr[-2000:]
-    bpb = json.loads((tmp_path / "eval" / "eval.json").read_text())["splits"]["test"]["bpb"]
-    assert 0 < bpb < 2.0  # a real model reads plain English well
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert 0 < result["splits"]["test"]["bpb"] < 2.0  # a real model reads plain English well
+    assert result["tasks"]["capitals"]["acc"] >= 0.75  # and knows its capitals
     ins = llm("inspect", f"model_path={base}", "text=The capital of France is Paris.",
               f"out={tmp_path / 'inspect'}", cwd=tmp_path)
     assert ins.returncode == 0 and (tmp_path / "inspect" / "surprisal.html").is_file(), ins.stderr[-2000:]
