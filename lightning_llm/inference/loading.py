@@ -9,7 +9,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from lightning_llm.errors import UserError
 from lightning_llm.inference.checkpoint import load_checkpoint
 from lightning_llm.inference.int8 import cpu_int8_kernels, is_int8
-from lightning_llm.models.pretrained import BUILTIN_MODELS, resolve_model
+from lightning_llm.models.pretrained import BUILTIN_MODELS, is_hub_id, resolve_model
 
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -42,9 +42,7 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, cpu_int8: 
     path = Path(path)
     if path.suffix == ".ckpt":
         return load_checkpoint(path, tokenizer)
-    if path.suffix == ".gguf" or str(path) in BUILTIN_MODELS or (not path.exists() and not path.is_absolute()
-                                                                 and not str(path).startswith(".")
-                                                                 and str(path).count("/") == 1):
+    if path.suffix == ".gguf" or str(path) in BUILTIN_MODELS or is_hub_id(str(path)):
         path = resolve_model(path, key="model_path")
     if path.is_dir():
         if (path / "model.onnx").is_file():

@@ -56,6 +56,11 @@ BUILTIN_MODELS = {m.name: m for m in [SMOLLM2_135M_INSTRUCT]}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def is_hub_id(text: str) -> bool:
+    """Whether `text` reads as a hub id (org/name) rather than a local path."""
+    return bool(_HUB_ID.match(text)) and not Path(text).exists()
+
+
 def resolve_model(source: str | Path | None, key: str = "init_from") -> Path:
     """The local HF folder of `source` (a folder, a hub id, a .gguf file or a built-in name)."""
     if not source:
@@ -75,7 +80,7 @@ def resolve_model(source: str | Path | None, key: str = "init_from") -> Path:
                             "llm-train, or any transformers causal-LM folder), a hub id, a .gguf file or a built-in "
                             f"name ({', '.join(BUILTIN_MODELS)})")
         return path
-    if path.exists() or not _HUB_ID.match(text):
+    if not is_hub_id(text):
         raise UserError(f"{key}={text}: not a model folder, a .gguf file, a hub id (org/name) or a built-in name "
                         f"({', '.join(BUILTIN_MODELS)})")
     return from_hub(text, key)

@@ -98,9 +98,7 @@ def cpu_auto_precision(probe: StepProbe | None = None) -> tuple[str, str]:
         measured = (f"a 1024x1024 matmul runs at {speed['bf16'] / 1e9:.0f} GFLOP/s in bf16 and "
                     f"{speed['fp32'] / 1e9:.0f} in fp32 ({ratio:.2f}x) on {threads} threads of this CPU")
     else:
-        log.info("trainer.precision=auto: timing the model in fp32 and bf16 (once per machine and model shape)")
-        speed = _cached(f"{probe.key}|{threads} threads", lambda: {"fp32": probe.seconds(False),
-                                                                    "bf16": probe.seconds(True)})
+        speed = _cached(f"{probe.key}|{threads} threads", lambda: _time_both(probe))
         ratio, need = speed["fp32"] / speed["bf16"], BF16_MIN_SPEEDUP
         measured = (f"a forward and backward of this model on a {probe.shape[0]}x{probe.shape[1]} batch takes "
                     f"{speed['bf16'] * 1e3:.0f} ms under bf16 autocast and {speed['fp32'] * 1e3:.0f} ms in fp32 "
@@ -108,6 +106,11 @@ def cpu_auto_precision(probe: StepProbe | None = None) -> tuple[str, str]:
     if ratio >= need:
         return "bf16-mixed", measured
     return "32-true", f"{measured}; bf16 is chosen from {need}x"
+
+
+def _time_both(probe: StepProbe) -> dict:
+    log.info("trainer.precision=auto: timing the model in fp32 and bf16 (once per machine and model shape)")
+    return {"fp32": probe.seconds(False), "bf16": probe.seconds(True)}
 
 
 def _cached(what: str, measure: Callable[[], dict]) -> dict:

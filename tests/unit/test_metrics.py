@@ -114,3 +114,29 @@ def test_precision_auto_times_the_runs_own_model_once_per_shape(fp32_ms, bf16_ms
     assert f"{bf16_ms} ms under bf16 autocast and {fp32_ms} ms in fp32" in caplog.text
     resolve_precision("auto", "cpu", precision.StepProbe(model, 8, 32))  # another batch shape: timed again
     assert len(timed) == 4
+
+
+def _measure_under_lock(cache: str, log: str) -> dict:
+    import os
+    import time
+
+    os.environ["LIGHTNING_LLM_CACHE"] = cache
+    from lightning_llm.training import precision
+
+    def measure():
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(0.5)  # long enough for the other process to reach the lock
+        return {"fp32": 1.0, "bf16": 2.0}
+
+    return precision._cached("two ranks", measure)
+
+
+def test_concurrent_processes_share_one_measurement(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters, as DDP ranks are
+    with ctx.Pool(2) as pool:
+        results = pool.starmap(_measure_under_lock, [(str(tmp_path), str(tmp_path / "measured.log"))] * 2)
+    assert results == [{"fp32": 1.0, "bf16": 2.0}] * 2
+    assert len((tmp_path / "measured.log").read_text().split()) == 1  # one measured, the other read its result
