@@ -19,10 +19,12 @@ from lightning_llm.cli._run import build_logger, build_trainer, plain
 from lightning_llm.data.chat import with_chat_template
 from lightning_llm.data.run_data import METRICS
 from lightning_llm.errors import UserError
+from lightning_llm.evaluation import forgetting
 from lightning_llm.export import export_hf
 from lightning_llm.io import write_json
 from lightning_llm.models.pretrained import resolve_model
 from lightning_llm.tasks.config import GenEvalConfig
+from lightning_llm.tasks.defaults import count_parameters, resolve_auto
 from lightning_llm.tasks.gen_eval import GenerationEval, answer, baseline_answers
 from lightning_llm.tasks.gen_metrics import score
 from lightning_llm.tasks.ner_data import NERDataModule
@@ -43,6 +45,7 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
     if cfg.task not in TASKS:
         raise UserError(f"task={cfg.task!r}: choose one of {list(TASKS)}")
     init_from = resolve_model(cfg.init_from)
+    resolve_auto(cfg, count_parameters(init_from))
     if cfg.task == "sft":
         datamodule = SFTDataModule(task_data(cfg), init_from, seed=cfg.seed)
         datamodule.setup("fit")
@@ -63,6 +66,10 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
         baselines = {} if ckpt_path else ner_baselines(module, datamodule)
         extra = []
     check_same_model(ckpt_path, module.hparams)
+    reference = _ReferenceScore(forgetting.ForgettingConfig(**plain(cfg.finetune.forgetting)), init_from,
+                                datamodule.tokenizer)
+    if not ckpt_path:
+        reference.score_before(module.model)
     logger = build_logger(cfg, ckpt_path)
     trainer = build_trainer(cfg, run_dir, strategy, logger, extra, module.model)
 
@@ -76,7 +83,44 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
     model = _plain_model(trainer, module, weights)
     with_chat_template(datamodule.tokenizer)
     export_hf(model, datamodule.tokenizer, run_dir / "export", max_length=max(cfg.data.seq_len, _context(model)))
-    return _finish(cfg, run_dir, trainer, module, datamodule, val, test, baselines, start)
+    return _finish(cfg, run_dir, trainer, module, datamodule, val, test, baselines, start,
+                   reference.report(model, trainer))
+
+
+class _ReferenceScore:
+    """The forgetting report: bits per byte of the reference text before fine-tuning and after. A resumed run
+    takes the "before" figure from the metrics its first part could not write, so it scores the base again."""
+
+    def __init__(self, cfg: forgetting.ForgettingConfig, base: Path, tokenizer):
+        self.cfg, self.base, self.tokenizer, self.before = cfg, base, tokenizer, None
+        self.text, self.where = forgetting.reference_text(cfg.files, cfg.max_bytes) if cfg.enabled else ("", "")
+
+    def _score(self, model) -> dict:
+        return forgetting.bits_per_byte(forgetting.language_model_view(model, self.base), self.tokenizer,
+                                        self.text, self.cfg.seq_len, self.cfg.batch_size)
+
+    def score_before(self, model) -> None:
+        if self.cfg.enabled:
+            self.before = self._score(model)
+            log.info("Reference text (%s, %d bytes): %.4f bits per byte before fine-tuning", self.where,
+                     self.before["bytes"], self.before["bpb"])
+
+    def report(self, model, trainer: L.Trainer) -> dict | None:
+        if not self.cfg.enabled:
+            return None
+        if self.before is None:  # resumed: the base is loaded again to score it
+            self.before = self._score(_base_model(self.base))
+        entry = forgetting.report(self.before, self._score(model), self.where, self.cfg.warn_above)
+        for lg in trainer.loggers:
+            lg.log_metrics({f"forgetting/{k}": float(entry[k]) for k in ("bpb_before", "bpb_after", "change")},
+                           step=trainer.global_step)
+        return entry
+
+
+def _base_model(base: Path):
+    from lightning_llm.models.pretrained import load_causal_lm
+
+    return load_causal_lm(base)
 
 
 def _context(model) -> int:
@@ -127,7 +171,7 @@ def ner_baselines(module: TokenClassificationModule, datamodule: NERDataModule) 
 
 
 def _finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module, datamodule, val: dict, test: dict,
-            baselines: dict, start: float) -> dict:
+            baselines: dict, start: float, forgot: dict | None = None) -> dict:
     throughput = next(c for c in trainer.callbacks if isinstance(c, ThroughputMFU))
     metrics = {
         "task": cfg.task,
@@ -135,6 +179,7 @@ def _finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module, datamodu
         "val": {k.split("/", 1)[1]: v for k, v in val.items()},
         "test": {k.split("/", 1)[1]: v for k, v in test.items()},
         "baselines": baselines,
+        "forgetting": forgot,
         "steps": trainer.global_step,
         "precision": str(trainer.precision),
         "host": host_description(trainer.strategy.root_device),
@@ -147,6 +192,8 @@ def _finish(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module, datamodu
         metrics["data"] = datamodule.stats
     write_json(run_dir / METRICS, metrics)
     print(score_table(metrics))
+    if forgot:
+        print(forgetting.closing_line(forgot))
     print(f"Outputs in {run_dir}: metrics.json, curves.png, checkpoints/, export/"
           + (", predictions_test.jsonl" if cfg.task == "sft" else ""))
     return metrics

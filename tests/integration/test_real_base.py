@@ -165,3 +165,25 @@ def test_ner_from_the_real_base_as_a_gguf_file(base, tmp_path):
     assert metrics["test"]["f1"] > metrics["baselines"]["before_finetuning"]["f1"]
     config = json.loads((run / "export" / "config.json").read_text())
     assert config["num_hidden_layers"] == 30 and config["architectures"] == ["LlamaForTokenClassification"]
+
+
+def test_the_recipe_defaults_fine_tune_the_real_base_without_wrecking_its_language_modelling(base, tmp_path):
+    """`recipe=qa` at its `auto` defaults for a large base (LoRA r=16 at 2e-4), only shorter: the task metric
+    rises over the base's and the reference text's bits per byte stay within the warning threshold."""
+    run = tmp_path / "run"
+    proc = llm("train", "recipe=qa", f"init_from={base}", "trainer.max_steps=16",
+               "data.max_examples={train:1000,validation:16,test:64}", "finetune.eval.max_examples=64",
+               "finetune.forgetting.max_bytes=8000", "logger=csv", f"trainer.precision={BF16}",
+               f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = proc.stdout + proc.stderr
+    assert "lora.r=16 lora.alpha=32 optim.warmup_steps=6" in said and "optim.lr=0.0002" in said
+    metrics = json.loads((run / "metrics.json").read_text())
+    forgot = metrics["forgetting"]
+    assert forgot["bpb_before"] > 0 and not forgot["warned"] and forgot["change"] <= forgot["warn_above"], forgot
+    assert "held-out plays" in forgot["reference"] and "reference bpb (forgetting)" in proc.stdout
+    before = metrics["baselines"]["before_finetuning"]["exact_match"]
+    assert metrics["test"]["exact_match"] >= before + 10, (before, metrics["test"])
+    assert metrics["trainable_parameters"] < 10_000_000  # adapters only
+    rows = (run / "csv" / "metrics.csv").read_text()
+    assert "forgetting/bpb_after" in rows.splitlines()[0]

@@ -105,7 +105,8 @@ def test_bad_inputs_are_handled_or_counted_never_lost(tmp_path):
 
     rng = random.Random(1)
     good = [make_document(rng) for _ in range(4)]
-    (tmp_path / "bytes.txt").write_bytes(good[0].encode() + b"\nbad \xff\xfe bytes and a NUL\x00 here.\n")
+    # UTF-8 (its "café") with two bytes no encoding explains in it: repaired, not read as another encoding
+    (tmp_path / "bytes.txt").write_bytes(good[0].encode() + "\ncafé\n".encode() + b"bad \xff\xfe bytes and a NUL\x00 here.\n")
     (tmp_path / "empty.txt").write_text("   \n\n")
     (tmp_path / "huge.txt").write_text("word " * 20_000_000)  # 100 MB in one document
     lines = [json.dumps({"text": good[1], "n": 1}), "{not json", json.dumps({"body": "no text field"}),
@@ -202,3 +203,29 @@ def test_dedup_across_splits_removes_eval_text_from_train_and_never_empties_an_e
     exact = next(s for s in report["steps"] if s["step"] == "exact_dedup")
     assert exact["eval_duplicates_kept"] == 2
     assert report["records_in"] == report["documents_out"] + sum(report["dropped"].values()) == 9
+
+
+def test_text_in_latin1_or_cp1252_keeps_its_accents_and_each_encoding_is_counted(tmp_path):
+    import random
+
+    rng = random.Random(3)
+    body = make_document(rng)
+    french = ("Élise répète à François qu'il faut être prêt. Où est le marché? Ce garçon déçu a reçu une lettre "
+              "de sa sœur. L'été dernier, nous étions à la forêt près du château; c'était très agréable. ")
+    spanish = ("El niño comió una manzana. ¿Dónde está la estación? Mañana iremos al campo con mi tía y su señor. "
+               "La canción fue muy bonita; había música y alegría en la plaza. ")
+    (tmp_path / "cp1252.txt").write_bytes((french + body).encode("cp1252"))  # œ: not in Latin-1
+    (tmp_path / "quotes.jsonl").write_bytes(
+        (json.dumps({"text": "Ça coûte 5 € à Noël. " + spanish + body}, ensure_ascii=False) + "\n").encode("cp1252"))
+    (tmp_path / "plain.txt").write_text(make_document(rng))
+    (tmp_path / "NOTES").write_bytes((spanish + body).encode("latin-1"))  # no suffix: sniffed as text
+    files = sorted(p for p in tmp_path.iterdir() if p.is_file())
+    kept, report = _run(tmp_path, {"train": files}, c4_lines=None, gopher_quality=None, gopher_repetition=None,
+                        near_dedup=None, length={"min_chars": 1, "max_chars": 1_000_000})
+    texts = [d["text"] for d in kept["train"]]
+    assert len(texts) == 4 and not any("\ufffd" in t for t in texts)
+    assert any(french in t for t in texts) and any(spanish in t for t in texts)
+    assert any("Ça coûte 5 € à Noël. " + spanish in t for t in texts)
+    read = next(s for s in report["steps"] if s["step"] == "read")
+    decoded = {k: v for k, v in read.items() if k.startswith("decoded_")}
+    assert sum(decoded.values()) == 3 and read["repaired_invalid_utf8"] == 0, read

@@ -40,7 +40,8 @@ def build_report(stages, outputs: dict[str, Path]) -> dict:
                     records_in += int(stats.get("documents", 0)) + sum(drops.values())
                     _add(steps, "read", int(stats.get("documents", 0)) + sum(drops.values()),
                          int(stats.get("documents", 0)), int(stats.get("doc_len", 0)), drops,
-                         repaired_invalid_utf8=int(stats.get("repaired_invalid_utf8", 0)))
+                         repaired_invalid_utf8=int(stats.get("repaired_invalid_utf8", 0)),
+                         **{k: int(v) for k, v in stats.items() if k.startswith("decoded_")})
                 continue
             if "WRITER" in raw or "total" not in stats:
                 continue

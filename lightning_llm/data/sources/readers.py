@@ -1,14 +1,19 @@
 """Read local files as datatrove Documents, counting every record that cannot become one.
 
 datatrove's own JsonlReader logs a malformed line and moves on (and drops the rest of a file at the first
-invalid UTF-8 byte); here each such record is a counted drop with its reason, invalid bytes are replaced
-and counted, and nothing disappears silently.
+invalid UTF-8 byte); here each such record is a counted drop with its reason, and nothing disappears silently.
+
+Encodings: a file is read as UTF-8; one that is not (real corpora come in Latin-1 / CP-1252 often) is decoded
+in the encoding charset-normalizer detects for it, per file, and counted per encoding (`decoded_<encoding>`
+in the read step of the cleaning report); only bytes no encoding explains become U+FFFD
+(`repaired_invalid_utf8`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import charset_normalizer
 import orjson
 from datatrove.data import Document
 from datatrove.pipeline.readers.base import BaseDiskReader
@@ -41,12 +46,27 @@ def _looks_like_text(path: Path) -> bool:
             head = f.read(8192)
     except OSError:
         return False
+    if b"\x00" in head:
+        return False
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as e:
         if e.start < len(head) - 4:  # a character cut at the end of the sample is fine
-            return False
-    return b"\x00" not in head
+            return detect_encoding(head) is not None
+    return True
+
+
+def detect_encoding(raw: bytes) -> str | None:
+    """The text encoding charset-normalizer finds most likely for `raw` (None: it is not text). Short Western
+    text often fits several 8-bit code pages equally well (French in cp1250 or cp1252, at the same "chaos");
+    a tie within 0.01 goes to cp1252, by far the most common of them (and Latin-1's printable superset)."""
+    matches = list(charset_normalizer.from_bytes(raw))
+    if not matches:
+        return None
+    best = matches[0]
+    if any(m.encoding == "cp1252" and m.chaos <= best.chaos + 0.01 for m in matches):
+        return "cp1252"
+    return best.encoding
 
 
 class LocalDocumentsReader(BaseDiskReader):
@@ -83,12 +103,27 @@ class LocalDocumentsReader(BaseDiskReader):
         else:
             self.stat_update("dropped_unsupported_file")
 
-    def _decode(self, raw: bytes) -> str:
+    def _decode(self, raw: bytes, encoding: str | None = None) -> str:
+        """`raw` as UTF-8, else in `encoding` (the file's detected one), else UTF-8 with U+FFFD, counted."""
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            self.stat_update("repaired_invalid_utf8")
-            return raw.decode("utf-8", errors="replace")
+            pass
+        if encoding and encoding != "utf_8":
+            try:
+                text = raw.decode(encoding)
+                self.stat_update(f"decoded_{encoding}")
+                return text
+            except UnicodeDecodeError:
+                pass
+        self.stat_update("repaired_invalid_utf8")
+        return raw.decode("utf-8", errors="replace")
+
+    def _decode_file(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._decode(raw, None if _damaged_utf8(raw) else detect_encoding(raw))
 
     def _document(self, text: str, filepath: str, index: int, metadata: dict) -> Document:
         meta = {**(self.default_metadata or {}), **metadata, "source": "/" + filepath.lstrip("/")}
@@ -98,16 +133,19 @@ class LocalDocumentsReader(BaseDiskReader):
 
     def _whole_file(self, filepath: str, kind: str):
         with self.data_folder.open(filepath, "rb", compression=self.compression) as f:
-            text = self._decode(f.read())
+            text = self._decode_file(f.read())
         yield self._document(text, filepath, 0, {"format": kind})
 
     def _jsonl(self, filepath: str):
+        encoding = None  # detected on the file's first line that is not UTF-8, then kept for the file
         with self.data_folder.open(filepath, "rb", compression=self.compression) as f:
             for index, raw in enumerate(_lines(f)):
                 if not raw.strip():
                     continue
+                if encoding is None and not _is_utf8(raw):
+                    encoding = self._file_encoding(filepath)
                 try:
-                    record = orjson.loads(self._decode(raw))
+                    record = orjson.loads(self._decode(raw, encoding))
                 except orjson.JSONDecodeError:
                     self.stat_update("dropped_malformed_json")
                     continue
@@ -131,7 +169,7 @@ class LocalDocumentsReader(BaseDiskReader):
         import io
 
         with self.data_folder.open(filepath, "rb", compression=self.compression) as f:
-            text = self._decode(f.read())
+            text = self._decode_file(f.read())
         delimiter = "\t" if ".tsv" in Path(filepath).suffixes else ","
         csv.field_size_limit(1 << 30)  # a row can hold a whole book
         for index, record in enumerate(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)):
@@ -139,6 +177,11 @@ class LocalDocumentsReader(BaseDiskReader):
             doc = self._from_record(record, filepath, index)
             if doc is not None:
                 yield doc
+
+    def _file_encoding(self, filepath: str) -> str:
+        with self.data_folder.open(filepath, "rb", compression=self.compression) as f:
+            head = f.read(1 << 20)
+        return "utf_8" if _damaged_utf8(head) else detect_encoding(head) or "utf_8"
 
     def _from_record(self, record, filepath: str, index: int) -> Document | None:
         if not isinstance(record, dict) or self.text_key not in record:
@@ -151,6 +194,20 @@ class LocalDocumentsReader(BaseDiskReader):
         record.pop("metadata", None)
         return self._document(text, filepath, index, {k: v for k, v in record.items()
                                                       if isinstance(v, str | int | float | bool)})
+
+
+def _damaged_utf8(raw: bytes) -> bool:
+    """UTF-8 with some invalid bytes (a cut or corrupted file), not another encoding: it holds valid multi-byte
+    UTF-8 sequences, which text in a legacy 8-bit encoding almost never forms by chance."""
+    return any(c > "\x7f" and c != "\ufffd" for c in raw.decode("utf-8", errors="replace"))
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _lines(f, chunk_size: int = 1 << 20):
