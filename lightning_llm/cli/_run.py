@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -17,6 +17,7 @@ from lightning_llm.data.cleaning.report import log_to_wandb
 from lightning_llm.training.callbacks import LossCurves, StepProgressBar, ThroughputMFU
 from lightning_llm.training.checkpointing import RunIdInCheckpoint, wandb_id_of
 from lightning_llm.training.precision import StepProbe, resolve_precision
+from lightning_llm.training.preemption import PreemptionCheckpoint
 from lightning_llm.training.tracking import FlushLogsAtCheckpoints
 
 
@@ -38,7 +39,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[
                   model: torch.nn.Module | None = None) -> L.Trainer:
     """The run's Trainer; `model` (the one to train) is what `trainer.precision: auto` times on a CPU."""
     callbacks = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
+        PreemptionCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
                         every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
                         monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
         RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"),

@@ -36,6 +36,7 @@ from lightning_llm.training.callbacks import ThroughputMFU
 from lightning_llm.training.checkpointing import check_same_model
 from lightning_llm.training.parallel import full_weights, shards_parameters
 from lightning_llm.training.precision import host_description
+from lightning_llm.training.preemption import unfinished_run_exits
 
 log = logging.getLogger("lightning_llm")
 TASKS = ("pretrain", "sft", "ner")
@@ -73,7 +74,8 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
     logger = build_logger(cfg, ckpt_path)
     trainer = build_trainer(cfg, run_dir, strategy, logger, extra, module.model)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with unfinished_run_exits(trainer, run_dir):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.limit_val_batches = 1.0
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]

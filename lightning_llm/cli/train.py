@@ -27,12 +27,14 @@ from lightning_llm.errors import UserError
 from lightning_llm.export import export_hf
 from lightning_llm.inference import generate
 from lightning_llm.io import write_json
+from lightning_llm.run_lock import lock_run_dir
 from lightning_llm.training.callbacks import InspectViews, TaskEval, TextSamples, ThroughputMFU
 from lightning_llm.training.checkpointing import check_same_model, resolve_resume
 from lightning_llm.training.distillation import DistillationModule, check_teacher_tokenizer
 from lightning_llm.training.module import CausalLMModule
 from lightning_llm.training.parallel import check_multirun, full_model, full_weights
 from lightning_llm.training.precision import host_description
+from lightning_llm.training.preemption import unfinished_run_exits
 from lightning_llm.training.schedule import trainer_clock
 from lightning_llm.training.tracking import sync_hint
 
@@ -42,6 +44,7 @@ log = logging.getLogger("lightning_llm")
 def train(cfg: DictConfig) -> dict | None:
     start = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
+    lock_run_dir(run_dir)
     strategy = _strategy(cfg)
     ckpt_path = resolve_resume(cfg.resume, cfg.ckpt_path, run_dir / "checkpoints")
     L.seed_everything(cfg.seed, workers=True)
@@ -59,7 +62,8 @@ def train(cfg: DictConfig) -> dict | None:
 
     before = validate_before_training(trainer, module, datamodule) if base and not ckpt_path else None
     fit_start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with unfinished_run_exits(trainer, run_dir):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     module.train_time_s = train_time(trainer, time.perf_counter() - fit_start)
     trainer.limit_val_batches = 1.0  # trainer.limit_val_batches is for the checks during training only
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]

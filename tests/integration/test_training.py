@@ -106,6 +106,41 @@ def test_sigkill_then_resume_auto_is_exact(corpus_dir, tmp_path, precision):
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.parametrize("sig,status,ddp", [(signal.SIGTERM, 143, False),
+                                            pytest.param(signal.SIGINT, 130, False, marks=pytest.mark.slow),
+                                            pytest.param(signal.SIGTERM, 143, True, marks=pytest.mark.slow)])
+def test_a_preempted_run_saves_its_step_says_how_to_resume_and_exits_unfinished(corpus_dir, tmp_path, sig, status,
+                                                                              ddp):
+    """A real signal to a real run: SIGTERM (a scheduler's preemption) or SIGINT (Ctrl-C), one process or two DDP
+    ranks (the signal to the launching one, as a scheduler sends it)."""
+    common = [*tiny(corpus_dir, tmp_path), "logger=csv", "data.batch_size=8", "trainer.max_steps=400",
+              "trainer.val_check_interval=400", "checkpoint.every_n_train_steps=3", "samples.max_new_tokens=1",
+              "trainer.precision=32-true"] + (["strategy=ddp", "trainer.devices=2"] if ddp else [])
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lightning_llm.cli.train", *common, f"hydra.run.dir={run}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not (run / "checkpoints" / "step-0000003.ckpt").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before it could be stopped"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err[-3000:]
+    said = [line for line in err.splitlines() if line.startswith("Run ")]
+    assert len(said) == 1 and "not finished" in said[0], err[-3000:]
+    step = int(said[0].split(" at step ")[1].split()[0])
+    assert 3 <= step < 400 and not (run / "metrics.json").exists()
+    newest = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert newest["global_step"] == step  # the step reached is saved, not only the last periodic one
+    resume = err.split("continue with:\n", 1)[1].strip().splitlines()[0]
+    assert resume.startswith("llm-train ") and f"hydra.run.dir={run}" in resume and resume.endswith("resume=auto")
+    if not ddp:
+        resumed = llm("train", *common, "trainer.max_steps=" + str(step + 3), "resume=auto", f"hydra.run.dir={run}",
+                      cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert json.loads((run / "metrics.json").read_text())["steps"] == step + 3
+
+
 def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     from lightning_llm.training.checkpointing import latest_checkpoint
 

@@ -106,7 +106,8 @@ def test_bad_inputs_are_handled_or_counted_never_lost(tmp_path):
     rng = random.Random(1)
     good = [make_document(rng) for _ in range(4)]
     # UTF-8 (its "café") with two bytes no encoding explains in it: repaired, not read as another encoding
-    (tmp_path / "bytes.txt").write_bytes(good[0].encode() + "\ncafé\n".encode() + b"bad \xff\xfe bytes and a NUL\x00 here.\n")
+    (tmp_path / "bytes.txt").write_bytes(good[0].encode() + "\ncafé\n".encode()
+                                         + b"bad \xff\xfe bytes and a NUL\x00 here.\n")
     (tmp_path / "empty.txt").write_text("   \n\n")
     (tmp_path / "huge.txt").write_text("word " * 20_000_000)  # 100 MB in one document
     lines = [json.dumps({"text": good[1], "n": 1}), "{not json", json.dumps({"body": "no text field"}),
