@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -27,9 +28,12 @@ def write_text(path: str | Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        full = disk_full(e, path)
+        if full is not None and full is not e:
+            raise full from e
         raise
 
 
@@ -41,9 +45,38 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _fsync_tree(tmp)  # the files' bytes are on disk before the folder takes the final name
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_full(e, path)
+        if full is not None and full is not e:
+            raise full from e
         raise
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def disk_full(e: BaseException, path: str | Path) -> OSError | None:
+    """An `OSError(ENOSPC)` naming `path` when `e` is a full disk (also as the Rust writers of safetensors and
+    tokenizers report it, in words), else None."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return e if e.filename else OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    if not isinstance(e, OSError) and ("No space left on device" in str(e) or "StorageFull" in str(e)):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return None

@@ -24,10 +24,7 @@ _held: list[FileLock] = []  # held until the process exits
 
 def _launching_process() -> bool:
     # Lightning's subprocess launcher sets LOCAL_RANK for the ranks it starts; torchrun and SLURM set RANK
-    for var in ("LOCAL_RANK", "RANK", "SLURM_PROCID"):
-        if os.environ.get(var, "0") != "0":
-            return False
-    return True
+    return all(os.environ.get(var, "0") == "0" for var in ("LOCAL_RANK", "RANK", "SLURM_PROCID"))
 
 
 def lock_run_dir(run_dir: Path) -> None:

@@ -3,8 +3,10 @@ one-line errors."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -72,12 +74,31 @@ def hydra_main(config_name: str, fn: Callable[[DictConfig], object], argv_hook=c
 
 
 def run_safely(fn: Callable[[DictConfig], object], cfg: DictConfig) -> object:
-    """Run an entry point; a `UserError` becomes one line on stderr and exit status 2."""
+    """Run an entry point; a `UserError` or a full disk becomes one line on stderr and exit status 2."""
     try:
         return fn(cfg)
     except UserError as e:
         _finish_wandb()  # W&B's teardown lines come first: the error is the last thing the user reads
         _fail(str(e))
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        _finish_wandb()
+        _fail(disk_full_message(e, OmegaConf.select(cfg, "paths.output_dir")))
+
+
+def disk_full_message(e: OSError, run_dir: str | None) -> str:
+    """What filled up, how much is free there, and what the run kept (its newest checkpoint that loads)."""
+    from lightning_llm.training.checkpointing import latest_checkpoint
+
+    target = Path(e.filename) if e.filename else Path(run_dir or ".")
+    folder = next((p for p in (target, *target.parents) if p.is_dir()), Path("."))
+    free = shutil.disk_usage(folder).free
+    kept = latest_checkpoint(Path(run_dir) / "checkpoints") if run_dir else None
+    what = (f"kept: {kept} (the newest checkpoint, whole); continue with resume=auto in the same run dir"
+            if kept else "no checkpoint was kept")
+    return (f"no space left on device writing {target.name} in {folder} ({free:,} bytes free there); {what} "
+            "once space is freed (or lower checkpoint.keep, or point hydra.run.dir / paths.data_dir elsewhere)")
 
 
 def _finish_wandb() -> None:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.data.cleaning.report import log_to_wandb
 from lightning_llm.training.callbacks import LossCurves, StepProgressBar, ThroughputMFU
+from lightning_llm.training.checkpoint_io import use_atomic_checkpoints
 from lightning_llm.training.checkpointing import RunIdInCheckpoint, wandb_id_of
 from lightning_llm.training.precision import StepProbe, resolve_precision
 from lightning_llm.training.preemption import PreemptionCheckpoint
@@ -49,8 +50,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[
     trainer_args = plain(cfg.trainer)
     probe = None if model is None else StepProbe(model, cfg.data.batch_size, cfg.data.seq_len)
     trainer_args["precision"] = resolve_precision(trainer_args["precision"], trainer_args["accelerator"], probe)
-    return L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
-                     default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
+    trainer = L.Trainer(**trainer_args, strategy=strategy, logger=logger, callbacks=callbacks,
+                        default_root_dir=run_dir, use_distributed_sampler=False)  # our sampler shards
+    use_atomic_checkpoints(trainer)
+    return trainer
 
 
 def _has_rich() -> bool:

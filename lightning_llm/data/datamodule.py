@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_llm.config import from_dict
 from lightning_llm.data.config import IGNORE, DataConfig, TokenizerConfig
+from lightning_llm.data.packing import check_shards
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
 from lightning_llm.data.sampling import GlobalBatchSampler, RankSampler
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
@@ -109,6 +110,7 @@ class PretrainDataModule(L.LightningDataModule):
             return
         folder = self.prepared_dir
         self.manifest = manifest = read_manifest(folder)
+        check_shards(folder, manifest, self.data.verify)
         self.tokenizer = load_tokenizer(folder / "tokenizer")
         check_tokenizer(manifest, self.tokenizer, folder)
         token_bytes = token_byte_lengths(self.tokenizer)

@@ -6,6 +6,7 @@ last L, so every token but the first is predicted exactly once. Shards are writt
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
+
+from lightning_llm.errors import UserError
+from lightning_llm.io import disk_full
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -64,7 +68,52 @@ def _write_shard(path: Path, rows: np.ndarray) -> dict:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        full = disk_full(e, path)
+        if full is not None and full is not e:
+            raise full from e
         raise
-    return {"file": path.name, "rows": int(rows.shape[0])}
+    # size and checksum, so a reused folder can tell a shard an interrupted copy cut short (data.verify)
+    return {"file": path.name, "rows": int(rows.shape[0]), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_shards(folder: Path, manifest: dict, verify: bool = False) -> None:
+    """Each shard of a prepared folder exists and has the size the manifest gives (or, for folders written
+    before sizes were recorded, the size its own .npy header implies); with `verify`, its sha256 too. A damaged
+    folder is one line naming the file and the command that rebuilds it."""
+    for info in (s for split in manifest["splits"].values() for s in split["shards"]):
+        path = folder / "shards" / info["file"]
+        problem = None
+        if not path.is_file():
+            problem = "is missing"
+        else:
+            size, expected = path.stat().st_size, info.get("bytes") or _npy_size(path)
+            if expected is not None and size != expected:
+                problem = f"is {size:,} bytes, not the {expected:,} it was written with (an interrupted copy?)"
+            elif expected is None:
+                problem = "has no readable .npy header"
+            elif verify and info.get("sha256") and file_sha256(path) != info["sha256"]:
+                problem = "does not match its sha256 in the manifest (changed on disk)"
+        if problem:
+            raise UserError(f"prepared data {folder} is damaged: shards/{info['file']} {problem}. Rebuild it: "
+                            f"rm -rf {folder}, then run the same command again (it prepares the data anew)")
+
+
+def _npy_size(path: Path) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            return f.tell() + int(np.prod(shape)) * np.dtype(dtype).itemsize
+    except (ValueError, OSError):
+        return None

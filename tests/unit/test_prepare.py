@@ -122,3 +122,24 @@ def test_prepared_data_is_keyed_by_the_tokenizer_s_content_not_its_path(data_cfg
     before = prepared_dir(_cfg(data_cfg), TokenizerConfig(path=str(folder)), tmp_path)
     train_bpe(["to be or not to be"] * 50, 280).save_pretrained(folder)  # the same path, retrained
     assert prepared_dir(_cfg(data_cfg), TokenizerConfig(path=str(folder)), tmp_path) != before
+
+
+def test_a_damaged_shard_is_named_with_the_command_that_rebuilds_it(data_cfg, tok_cfg, tmp_path):
+    dm = PretrainDataModule(data_cfg, tok_cfg, tmp_path)
+    dm.prepare_data()
+    folder = dm.prepared_dir
+    shard = sorted((folder / "shards").glob("train-*.npy"))[0]
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])  # what an interrupted copy leaves
+    with pytest.raises(UserError, match=rf"prepared data {folder} is damaged: shards/{shard.name} is [\d,]+ bytes, "
+                                        rf"not the [\d,]+ it was written with .*rm -rf {folder}, then run the same"):
+        PretrainDataModule(data_cfg, tok_cfg, tmp_path).setup("fit")
+    flipped = bytearray(data)
+    flipped[-1] ^= 0xFF  # same size, other content: only the checksum sees it
+    shard.write_bytes(bytes(flipped))
+    PretrainDataModule(data_cfg, tok_cfg, tmp_path).setup("fit")  # sizes only, by default
+    with pytest.raises(UserError, match=r"does not match its sha256 in the manifest"):
+        PretrainDataModule({**data_cfg, "verify": True}, tok_cfg, tmp_path).setup("fit")
+    shard.unlink()
+    with pytest.raises(UserError, match=rf"shards/{shard.name} is missing"):
+        PretrainDataModule(data_cfg, tok_cfg, tmp_path).setup("fit")
