@@ -35,12 +35,17 @@ SEQ, BATCH, LR = 256, 8, 2e-4
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
 
 
-def _examples(n: int) -> list[dict]:
-    from lightning_llm.tasks.formats import to_examples
-    from lightning_llm.tasks.sources import source_records
+def _data(n: int) -> dict:
+    return {"source": "plays-qa", "format": "squad", "seq_len": SEQ, "batch_size": BATCH,
+            "max_examples": {"train": n, "validation": 8, "test": 8}}
 
-    records = [r for r, _ in source_records("plays-qa", "train")][:n]
-    return [e.messages for e in to_examples(records, "squad", None, None, "en", "es")]
+
+def _examples(n: int) -> list[list[dict]]:
+    """The very train examples our data module draws for `_data(n)` (seed 0), as chat messages."""
+    from lightning_llm.tasks.config import SFTDataConfig
+    from lightning_llm.tasks.sft_data import read_splits
+
+    return [e.messages for e in read_splits(SFTDataConfig(**_data(n)), seed=0)["train"]]
 
 
 def _peak_rss_gb() -> float:
@@ -58,8 +63,7 @@ def ours(lora: bool, bf16: bool, steps: int, warmup: int, n_examples: int) -> di
     from lightning_llm.tasks.sft_module import SFTModule
 
     base = resolve_model(BASE)
-    dm = SFTDataModule({"source": "plays-qa", "format": "squad", "seq_len": SEQ, "batch_size": BATCH,
-                        "max_examples": {"train": n_examples, "validation": 8, "test": 8}}, base, seed=0)
+    dm = SFTDataModule(_data(n_examples), base, seed=0)
     dm.setup()
     torch.manual_seed(0)
     module = SFTModule(str(base), {"lr": LR, "warmup_steps": warmup, "weight_decay": 0.0},

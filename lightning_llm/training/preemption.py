@@ -48,7 +48,7 @@ def unfinished_run_exits(trainer: L.Trainer, run_dir: Path) -> Iterator[None]:
         if trainer.is_global_zero:
             what = "preempted (SIGTERM)" if sigterm else "interrupted (Ctrl-C)"
             print(f"\nRun {what} at step {trainer.global_step} of {trainer.max_steps}, not finished: the checkpoint "
-                  f"is in {run_dir / 'checkpoints'}; continue with:\n  {resume_command(run_dir)}",
+                  f"is in {run_dir / 'checkpoints'}; continue with: {resume_command(run_dir)}",
                   file=sys.stderr, flush=True)
         raise SystemExit(EXIT_SIGTERM if sigterm else EXIT_SIGINT) from None
 

@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lightning_llm.cli._app import CONF_DIR, RECIPES_DIR, check_recipe_arg
+from lightning_llm.tasks.defaults import resolve_auto
 from tests.integration.conftest import llm, tiny
 
 
@@ -90,6 +91,7 @@ def test_every_recipe_and_option_composes():
         for recipe in recipes:
             for extra in ([], ["logger=csv"], ["logger=none"], ["model=gpt2"]):
                 cfg = compose("train", overrides=[f"recipe={recipe}", *extra])
+                resolve_auto(cfg, 134_515_008)  # the fine-tuning recipes' `auto` keys, as for a real base
                 assert cfg.data.seq_len > 0 and cfg.trainer.max_steps > 0
         default = compose("train")
         assert default.data.corpus == "shakespeare" and default.logger._target_.endswith("wandb_logger")

@@ -132,7 +132,7 @@ def test_a_preempted_run_saves_its_step_says_how_to_resume_and_exits_unfinished(
     assert 3 <= step < 400 and not (run / "metrics.json").exists()
     newest = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert newest["global_step"] == step  # the step reached is saved, not only the last periodic one
-    resume = err.split("continue with:\n", 1)[1].strip().splitlines()[0]
+    resume = said[0].split("; continue with: ", 1)[1]
     assert resume.startswith("llm-train ") and f"hydra.run.dir={run}" in resume and resume.endswith("resume=auto")
     if not ddp:
         resumed = llm("train", *common, "trainer.max_steps=" + str(step + 3), "resume=auto", f"hydra.run.dir={run}",

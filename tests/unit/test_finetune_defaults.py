@@ -128,3 +128,30 @@ def test_a_missing_or_foreign_reference_file_is_one_line(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(UserError, match=r"latin1.txt is not UTF-8"):
         forgetting.reference_text(str(tmp_path / "latin1.txt"), 100)
+
+
+# what the recipes trained every base with before `auto`: the small row must reproduce them
+BEFORE = {"qa": (1e-3, 0, 700, 8, 20), "translate": (1e-3, 0, 500, 8, 20), "summarize": (1e-3, 0, 500, 8, 20),
+          "sft": (1e-3, 0, 500, 8, 20), "ner": (1e-3, 0, 1200, 32, 20)}
+
+
+@pytest.mark.parametrize("recipe", sorted(BEFORE))
+def test_the_recipes_resolve_to_their_old_numbers_for_a_small_base_and_to_lora_for_a_real_one(recipe):
+    from hydra import compose, initialize_config_dir
+
+    from lightning_llm.cli._app import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        small = compose("train", overrides=[f"recipe={recipe}"])
+        large = compose("train", overrides=[f"recipe={recipe}"])
+        full = compose("train", overrides=[f"recipe={recipe}", "lora.r=0"])
+    resolve_auto(small, 4_400_000)
+    resolve_auto(large, 134_515_008)
+    resolve_auto(full, 134_515_008)
+    got = (small.optim.lr, small.lora.r, small.trainer.max_steps, small.data.batch_size, small.optim.warmup_steps)
+    assert got == BEFORE[recipe]
+    if recipe == "ner":  # no LoRA for token classification: full fine-tuning, gently
+        assert (large.optim.lr, large.lora.r, large.trainer.max_steps) == (1e-4, 0, 150)
+    else:
+        assert (large.optim.lr, large.lora.r, large.lora.alpha, large.trainer.max_steps) == (2e-4, 16, 32, 60)
+        assert (full.optim.lr, full.lora.r) == (2e-5, 0)
