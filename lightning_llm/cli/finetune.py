@@ -19,10 +19,10 @@ from lightning_llm.cli._run import build_logger, build_trainer, plain
 from lightning_llm.data.chat import with_chat_template
 from lightning_llm.data.run_data import METRICS
 from lightning_llm.errors import UserError
-from lightning_llm.evaluation import forgetting
 from lightning_llm.export import export_hf
 from lightning_llm.io import write_json
 from lightning_llm.models.pretrained import resolve_model
+from lightning_llm.tasks import forgetting
 from lightning_llm.tasks.config import GenEvalConfig
 from lightning_llm.tasks.defaults import count_parameters, resolve_auto
 from lightning_llm.tasks.gen_eval import GenerationEval, answer, baseline_answers

@@ -25,6 +25,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_the_run_in_one_line_and_leaves_no_file_that_does_not_load(corpus_dir, tmp_path, small_disk):
     run = small_disk / "run"
     proc = llm("train", *tiny(corpus_dir, tmp_path), "logger=csv", "trainer.max_steps=400",

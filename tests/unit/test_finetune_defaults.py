@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, 
 
 from lightning_llm.data.tokenizer import token_byte_lengths
 from lightning_llm.errors import UserError
-from lightning_llm.evaluation import forgetting
+from lightning_llm.tasks import forgetting
 from lightning_llm.tasks.defaults import count_parameters, resolve_auto
 
 TABLE = {"large_from": 50e6,

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[2] / "lightning_llm"
 # The layer of each top-level part of the package; a module may import its own part and lower layers only.
 LAYERS = {
     "errors": 0,
-    "config": 1, "io": 1, "paths": 1, "checkpoint_files": 1,
+    "config": 1, "io": 1, "paths": 1, "checkpoint_files": 1, "run_lock": 1,
     "data": 2, "models": 2,
     "inference": 3, "evaluation": 3,
     "export": 4, "training": 4,
