@@ -91,7 +91,7 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
 
 class _ReferenceScore:
     """The forgetting report: bits per byte of the reference text before fine-tuning and after. A resumed run
-    takes the "before" figure from the metrics its first part could not write, so it scores the base again."""
+    has no "before" figure (its first part ended before writing metrics), so it scores the base again at the end."""
 
     def __init__(self, cfg: forgetting.ForgettingConfig, base: Path, tokenizer):
         self.cfg, self.base, self.tokenizer, self.before = cfg, base, tokenizer, None

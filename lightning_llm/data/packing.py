@@ -7,8 +7,6 @@ last L, so every token but the first is predicted exactly once. Shards are writt
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from lightning_llm.errors import UserError
-from lightning_llm.io import disk_full
+from lightning_llm.io import atomic_file
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -61,19 +59,8 @@ def pack(batches: Iterable[list[str]], tok: PreTrainedTokenizerBase, seq_len: in
 
 
 def _write_shard(path: Path, rows: np.ndarray) -> dict:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(rows))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        full = disk_full(e, path)
-        if full is not None and full is not e:
-            raise full from e
-        raise
+    with atomic_file(path) as f:
+        np.save(f, np.ascontiguousarray(rows))
     # size and checksum, so a reused folder can tell a shard an interrupted copy cut short (data.verify)
     return {"file": path.name, "rows": int(rows.shape[0]), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
 

@@ -9,17 +9,15 @@ checkpoint of that name, `last.ckpt`, whole); a full disk is an `OSError(ENOSPC)
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.types import _PATH
+
+from lightning_llm.io import atomic_file
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -29,28 +27,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # serialized in memory first (as Lightning's own save does): torch's zip writer reports a full disk as a
         # RuntimeError ("unexpected pos"), a plain write as the OSError(ENOSPC) it is
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as e:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            if e.errno == errno.ENOSPC and not e.filename:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
-            raise
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_file(path) as f:
+            f.write(buffer.getbuffer())
         return None
 
 
