@@ -113,9 +113,10 @@ class _ReferenceScore:
         if self.before is None:  # resumed: the base is loaded again to score it
             self.before = self._score(_base_model(self.base))
         entry = forgetting.report(self.before, self._score(model), self.where, self.cfg.warn_above)
-        for lg in trainer.loggers:
+        for lg in trainer.loggers:  # after fit/test have flushed: write these at once
             lg.log_metrics({f"forgetting/{k}": float(entry[k]) for k in ("bpb_before", "bpb_after", "change")},
                            step=trainer.global_step)
+            getattr(lg, "flush", lg.save)()  # our CSV logger buffers rows; flush() writes them
         return entry
 
 

@@ -32,6 +32,11 @@ class PreemptionCheckpoint(ModelCheckpoint):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.save_on_exception = isinstance(exception, SIGTERMException | KeyboardInterrupt)
         super().on_exception(trainer, pl_module, exception)
+        last = Path(self.dirpath or ".") / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+        if self.save_on_exception and self.save_last and not last.exists() and trainer.world_size == 1:
+            # Ctrl-C can land while the step's checkpoints are being written: the step file is whole but the
+            # interrupted last.ckpt was dropped (atomically); the step counts as saved, so write it again
+            trainer.save_checkpoint(last)
 
 
 @contextlib.contextmanager
