@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 
-def llm(verb: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+def llm(verb: str, *overrides: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", f"lightning_llm.cli.{verb}", *overrides]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def tiny(corpus_dir: Path, tmp: Path) -> list[str]:

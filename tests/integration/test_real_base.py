@@ -174,7 +174,7 @@ def test_the_recipe_defaults_fine_tune_the_real_base_without_wrecking_its_langua
     proc = llm("train", "recipe=qa", f"init_from={base}", "trainer.max_steps=16",
                "data.max_examples={train:1000,validation:16,test:64}", "finetune.eval.max_examples=64",
                "finetune.forgetting.max_bytes=8000", "logger=csv", f"trainer.precision={BF16}",
-               f"hydra.run.dir={run}", cwd=tmp_path)
+               f"hydra.run.dir={run}", cwd=tmp_path, timeout=900)  # ~4 min here: a real base on 2 cores
     assert proc.returncode == 0, proc.stderr[-3000:]
     said = proc.stdout + proc.stderr
     assert "lora.r=16 lora.alpha=32 optim.warmup_steps=6" in said and "optim.lr=0.0002" in said

@@ -124,7 +124,7 @@ def test_a_preempted_run_saves_its_step_says_how_to_resume_and_exits_unfinished(
         assert proc.poll() is None and time.time() < deadline, "training ended before it could be stopped"
         time.sleep(0.02)
     proc.send_signal(sig)
-    _out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=300)
     assert proc.returncode == status, err[-3000:]
     said = [line for line in err.splitlines() if line.startswith("Run ")]
     assert len(said) == 1 and "not finished" in said[0], err[-3000:]
