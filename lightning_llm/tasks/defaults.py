@@ -72,7 +72,8 @@ def resolve_auto(cfg: DictConfig, n_params: int) -> dict[str, object]:
     if table is None:
         raise UserError(f"{', '.join(wanted)}=auto needs a finetune.auto table (the fine-tuning recipes have "
                         "one): give numbers instead")
-    size = size_of(n_params, float(table.get("large_from", 50e6)))
+    large_from = float(table.get("large_from", 50e6))
+    size = size_of(n_params, large_from)
     known = {f.name for f in fields(SizeDefaults)}
     row = OmegaConf.to_container(table[size], resolve=True)
     unknown = sorted(set(row) - known)
@@ -90,5 +91,5 @@ def resolve_auto(cfg: DictConfig, n_params: int) -> dict[str, object]:
         OmegaConf.update(cfg, key, value, merge=False)
     log.info("init_from has %.1fM parameters (%s: %s finetune.auto.large_from=%.0fM): %s (finetune.auto.%s; a "
              "key given on the command line wins)", n_params / 1e6, size, "under" if size == "small" else "at least",
-             float(table.get("large_from", 50e6)) / 1e6, " ".join(f"{k}={v}" for k, v in chosen.items()), size)
+             large_from / 1e6, " ".join(f"{k}={v}" for k, v in chosen.items()), size)
     return chosen
