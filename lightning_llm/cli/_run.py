@@ -18,7 +18,7 @@ from lightning_llm.training.callbacks import LossCurves, StepProgressBar, Throug
 from lightning_llm.training.checkpoint_io import use_atomic_checkpoints
 from lightning_llm.training.checkpointing import RunIdInCheckpoint, wandb_id_of
 from lightning_llm.training.precision import StepProbe, resolve_precision
-from lightning_llm.training.preemption import PreemptionCheckpoint
+from lightning_llm.training.preemption import PreemptionCheckpoint, SigtermAtStepBoundary
 from lightning_llm.training.tracking import FlushLogsAtCheckpoints
 
 
@@ -43,7 +43,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[
         PreemptionCheckpoint(dirpath=run_dir / "checkpoints", filename="step-{step:07d}", auto_insert_metric_name=False,
                         every_n_train_steps=cfg.checkpoint.every_n_train_steps, save_last=True,
                         monitor="step", mode="max", save_top_k=cfg.checkpoint.keep),
-        RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"),
+        SigtermAtStepBoundary(), RunIdInCheckpoint(), LossCurves(run_dir / "curves.png"),
         ThroughputMFU(cfg.perf.every_n_steps, cfg.perf.watts_per_core, cfg.perf.grid_co2_g_per_kwh), *extra,
     ] + ([LearningRateMonitor(logging_interval="step"), FlushLogsAtCheckpoints()] if logger else []) \
       + ([StepProgressBar()] if cfg.trainer.enable_progress_bar and _has_rich() else [])

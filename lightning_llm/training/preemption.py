@@ -3,20 +3,25 @@ with a checkpoint of the step reached, one line saying how to continue, and an e
 finished" (143 = 128 + SIGTERM, 130 = 128 + SIGINT, as a shell reports a killed command), so a scheduler or a
 shell `&&` never reads a preempted run as done. No metrics.json is written for it.
 
-Lightning already stops at a step boundary on SIGTERM (all ranks together) and raises `SIGTERMException`, a
-`SystemExit` with status 0; on Ctrl-C it exits with 1. `PreemptionCheckpoint` saves on exactly these two, and
-`unfinished_run_exits` turns them into the statuses above.
+Lightning stops at a step boundary on SIGTERM and raises `SIGTERMException`, a `SystemExit` with status 0; on
+Ctrl-C it exits with 1. `PreemptionCheckpoint` saves on exactly these two, and `unfinished_run_exits` turns them
+into the statuses above. Under DDP, `SigtermAtStepBoundary` replaces Lightning's SIGTERM handler, whose broadcast
+from inside the handler can meet another rank's gradient all-reduce and hang both (seen in CI).
 """
 
 from __future__ import annotations
 
 import contextlib
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
+import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerStatus
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -37,6 +42,33 @@ class PreemptionCheckpoint(ModelCheckpoint):
             # Ctrl-C can land while the step's checkpoints are being written: the step file is whole but the
             # interrupted last.ckpt was dropped (atomically); the step counts as saved, so write it again
             trainer.save_checkpoint(last)
+
+
+class SigtermAtStepBoundary(L.Callback):
+    """Under DDP: SIGTERM only notes itself, and all ranks agree at the end of every training batch (one
+    all-reduce of one number, where every rank is anyway) whether any rank was sent it; then Lightning stops
+    every rank at that same step, and the checkpoint's collectives match. Whichever rank the scheduler signals
+    (the launching one, or all of them as SLURM does), none is left waiting."""
+
+    def __init__(self) -> None:
+        self._sent = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after Lightning registered its handlers (trainer._run), so this one replaces them for the fit
+        if trainer.world_size > 1 and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._note)
+
+    def _note(self, signum: int, frame: object) -> None:
+        self._sent = True  # nothing else here: a collective or a log call inside a handler is what hangs
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if trainer.world_size == 1 or not dist.is_initialized():
+            return
+        sent = torch.tensor([int(self._sent)], device=trainer.strategy.root_device)
+        dist.all_reduce(sent, op=dist.ReduceOp.MAX)
+        if sent.item():
+            # Lightning's own check at the end of this batch then raises SIGTERMException on every rank
+            trainer._signal_connector.received_sigterm = True
 
 
 @contextlib.contextmanager
