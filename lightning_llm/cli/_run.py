@@ -56,6 +56,26 @@ def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[
     return trainer
 
 
+def gguf_type(cfg: DictConfig, model_type: str) -> str | None:
+    """`export.gguf`, checked before training (the type, the architecture) so a long run cannot fail at its end."""
+    kind = (cfg.get("export") or {}).get("gguf")
+    if kind:
+        from lightning_llm.export.gguf import check_target
+
+        check_target(model_type, kind, key="export.gguf")
+    return kind or None
+
+
+def export_gguf_too(kind: str | None, run_dir: Path) -> None:
+    """The run's export/ also as `export-<kind>.gguf` (+ its Ollama .Modelfile), when `export.gguf` asks."""
+    if not kind:
+        return
+    from lightning_llm.export.gguf import export_gguf
+
+    made = export_gguf(run_dir / "export", run_dir / f"export-{kind}.gguf", kind)
+    print(f"GGUF for llama.cpp/Ollama: {made['out']} ({made['mb']:.1f} MB), {made['modelfile'].name}")
+
+
 def _has_rich() -> bool:
     import importlib.util
 

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from lightning_llm.cli._run import build_logger, build_trainer, plain
+from lightning_llm.cli._run import build_logger, build_trainer, export_gguf_too, gguf_type, plain
 from lightning_llm.data.chat import with_chat_template
 from lightning_llm.data.run_data import METRICS
 from lightning_llm.errors import UserError
@@ -67,6 +67,10 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
         baselines = {} if ckpt_path else ner_baselines(module, datamodule)
         extra = []
     check_same_model(ckpt_path, module.hparams)
+    if cfg.task == "ner" and (cfg.get("export") or {}).get("gguf"):
+        raise UserError("export.gguf: an NER model is a token classifier, which llama.cpp does not run; drop "
+                        "export.gguf (export/ holds the model for transformers)")
+    gguf = gguf_type(cfg, module.model.config.model_type) if cfg.task == "sft" else None
     reference = _ReferenceScore(forgetting.ForgettingConfig(**plain(cfg.finetune.forgetting)), init_from,
                                 datamodule.tokenizer)
     if not ckpt_path:
@@ -85,6 +89,7 @@ def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, st
     model = _plain_model(trainer, module, weights)
     with_chat_template(datamodule.tokenizer)
     export_hf(model, datamodule.tokenizer, run_dir / "export", max_length=max(cfg.data.seq_len, _context(model)))
+    export_gguf_too(gguf, run_dir)  # of the merged model: LoRA adapters are in the weights by now
     return _finish(cfg, run_dir, trainer, module, datamodule, val, test, baselines, start,
                    reference.report(model, trainer))
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_llm.cli._app import check_recipe_arg, hydra_main
 from lightning_llm.cli._continued import continued_from, validate_before_training
-from lightning_llm.cli._run import build_logger, build_trainer, plain
+from lightning_llm.cli._run import build_logger, build_trainer, export_gguf_too, gguf_type, plain
 from lightning_llm.data import PretrainDataModule
 from lightning_llm.data.pipeline import REPORT
 from lightning_llm.data.run_data import METRICS, PREPARED_KEY
@@ -57,6 +57,7 @@ def train(cfg: DictConfig) -> dict | None:
     datamodule = build_data(cfg, base)
     module = build_module(cfg, datamodule, base)
     check_same_model(ckpt_path, module.hparams)
+    gguf = gguf_type(cfg, module.model.config.model_type)
     logger = build_logger(cfg, ckpt_path, datamodule.prepared_dir / REPORT)
     trainer = build_trainer(cfg, run_dir, strategy, logger, pretrain_callbacks(cfg, datamodule, run_dir), module.model)
 
@@ -71,8 +72,10 @@ def train(cfg: DictConfig) -> dict | None:
     weights = full_weights(trainer, run_dir / "checkpoints")  # gathered in full, also when sharded
     if not trainer.is_global_zero:
         return None
-    return finish(cfg, run_dir, trainer, module, datamodule, full_model(trainer, module, weights), val, test, start,
-                  before)
+    metrics = finish(cfg, run_dir, trainer, module, datamodule, full_model(trainer, module, weights), val, test, start,
+                     before)
+    export_gguf_too(gguf, run_dir)
+    return metrics
 
 
 def _strategy(cfg: DictConfig):

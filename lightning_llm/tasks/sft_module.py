@@ -46,7 +46,7 @@ class SFTModule(CausalLMModule):
         self._init_state()
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        nats = self.token_nats(batch).sum()
+        nats = self.nats_sum(batch)
         if "step_tokens" not in batch:  # a batch from elsewhere: the mean over its own labels
             return nats / (batch["labels"] != IGNORE).sum().clamp(min=1), {}
         # Lightning divides by the accumulation and DDP averages over processes: undo both, so the gradient is

@@ -15,6 +15,7 @@ from lightning_llm.errors import UserError
 from lightning_llm.evaluation.metrics import LanguageModelMetrics, token_nats
 from lightning_llm.models import InitConfig, build_causal_lm, model_config
 from lightning_llm.models.pretrained import load_causal_lm
+from lightning_llm.training.fused_loss import decoder_and_head, linear_cross_entropy_sum
 from lightning_llm.training.optim import OptimConfig, build_optimizer, clips_under_amp
 from lightning_llm.training.schedule import trainer_clock
 
@@ -97,9 +98,28 @@ class CausalLMModule(L.LightningModule):
     def token_nats(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return token_nats(self(batch["input_ids"], batch.get("position_ids")), batch["labels"])
 
+    def nats_sum(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's target-token nats summed (`IGNORE` labels cost 0): without materializing the logits where
+        the model and strategy allow it (`training.fused_loss`), else through `token_nats`."""
+        parts = self._decoder_and_head()
+        if parts is None:
+            return self.token_nats(batch).sum()
+        decoder, head = parts
+        hidden = decoder(input_ids=batch["input_ids"], position_ids=batch.get("position_ids"),
+                         use_cache=False).last_hidden_state
+        return linear_cross_entropy_sum(hidden, head.weight, batch["labels"])
+
+    def _decoder_and_head(self):
+        if self._compiled is not None and self.training:
+            return None  # the compiled graph is the whole model's
+        if self._trainer is not None and type(self.trainer.strategy).__name__ not in ("SingleDeviceStrategy",
+                                                                                       "DDPStrategy"):
+            return None  # a sharded head's weight is whole only inside its own forward
+        return decoder_and_head(self.model)
+
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimize, and its parts to log as train/<name> (subclasses change the objective)."""
-        return self.token_nats(batch).mean(), {}
+        return self.nats_sum(batch) / batch["labels"].numel(), {}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss, parts = self.training_loss(batch)

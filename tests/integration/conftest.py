@@ -32,7 +32,7 @@ def trained(corpus_dir, tmp_path_factory) -> Path:
     task = tmp / "task.jsonl"
     task.write_text(json.dumps({"context": "The king", "choices": [" and", " zzz"], "label": 0}) + "\n")
     proc = llm("train", *tiny(corpus_dir, tmp), "logger=csv", f"hydra.run.dir={run}", "samples.every_n_steps=10",
-               "trainer.precision=bf16-mixed",
+               "trainer.precision=bf16-mixed", "export.gguf=f16",
                "eval.every_n_steps=10", f"eval.tasks=[{task}]", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[samples at step 10]" in proc.stdout and "[samples at step 20]" in proc.stdout

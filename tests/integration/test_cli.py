@@ -38,6 +38,13 @@ def test_train_writes_metrics_export_curves_and_checkpoints(trained: Path):
                                                                         do_sample=False)
     assert out[0]["generated_text"].startswith("The king") and len(out[0]["generated_text"]) > len("The king")
 
+    from gguf import GGUFReader  # export.gguf=f16: the same model for llama.cpp, beside its Ollama Modelfile
+
+    gguf_file = trained / "export-f16.gguf"
+    tensors = {t.name: t.tensor_type.name for t in GGUFReader(gguf_file).tensors}
+    assert tensors["blk.0.attn_q.weight"] == "F16" and tensors["output_norm.weight"] == "F32"
+    assert "FROM ./export-f16.gguf" in (trained / "export-f16.Modelfile").read_text()
+
 
 def test_resume_from_checkpoint_continues_the_step_count(trained: Path, corpus_dir, tmp_path):
     run = tmp_path / "resumed"
@@ -76,6 +83,12 @@ def test_bad_input_is_one_clear_line(corpus_dir, tmp_path, capsys):
         "error: data.data_files.train: no file matches '/nonexistent/*.txt'; "
         "point it at existing files (a path, a glob or a list)")
     assert "Traceback" not in proc.stderr
+
+    proc = llm("train", *tiny(corpus_dir, tmp_path), "export.gguf=q5_k", "logger=none",
+               f"hydra.run.dir={tmp_path / 'g'}", cwd=tmp_path)
+    assert proc.returncode == 2 and not (tmp_path / "g" / "checkpoints").exists()  # refused before training
+    assert proc.stderr.strip().splitlines()[-1] == ("error: export.gguf='q5_k': choose one of "
+                                                    "['f32', 'f16', 'bf16', 'q8_0', 'q4_0']")
 
     with pytest.raises(SystemExit) as exit_info:
         check_recipe_arg(["recipe=nosuch"])
