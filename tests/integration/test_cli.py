@@ -201,7 +201,8 @@ def test_export_from_a_checkpoint_round_trips_the_logits(trained: Path, tmp_path
     (tmp_path / "bad.ckpt").write_bytes(ckpt.read_bytes()[:1000])
     for overrides, message in ((["model_path=" + str(tmp_path / "bad.ckpt")], "could not load"),
                                (["model_path=" + str(tmp_path / "none.ckpt")], "does not exist"),
-                               ([f"model_path={ckpt}", "format=gguf"], "format='gguf': choose one of"),
+                               ([f"model_path={ckpt}", "format=tflite"], "format='tflite': choose one of"),
+                               ([f"model_path={ckpt}", "format=gguf", "gguf.type=q5_k"], "gguf.type='q5_k': choose"),
                                ([f"model_path={ckpt}", "quantize=int4"], "quantize='int4': choose one of")):
         with pytest.raises(UserError, match=message):
             export(export_cfg(*overrides, f"out={tmp_path / 'x'}"))

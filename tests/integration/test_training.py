@@ -202,8 +202,8 @@ def test_nonfinite_loss_stops_with_the_step_or_skips_the_step(corpus_dir, tmp_pa
     dm.prepare_data()
     dm.setup()
     model = CausalLMModule(dm.vocab_size, config=TINY_MODEL, optim={"warmup_steps": 1}, on_nonfinite_loss=action)
-    real = model.token_nats
-    model.token_nats = lambda batch: real(batch) * (float("nan") if model.trainer.global_step == 3 else 1.0)
+    real = model.nats_sum  # what the training loss sums (fused with the LM head where it can be)
+    model.nats_sum = lambda batch: real(batch) * (float("nan") if model.trainer.global_step == 3 else 1.0)
     trainer = L.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, limit_val_batches=0, enable_model_summary=False)
     if action == "stop":

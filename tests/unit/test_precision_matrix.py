@@ -26,7 +26,8 @@ AUTOCAST_DTYPE = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
 
 
 class Probe(L.Callback):
-    """Losses per step, the dtype the LM head computed in (autocast on or off), and whether AdamW is fused."""
+    """Losses per step, the dtype the last decoder matmul computed in (autocast on or off), and whether AdamW is
+    fused. (Not the LM head's: the causal-LM losses run it fused with the cross-entropy, outside its forward.)"""
 
     def __init__(self):
         self.losses: list[float] = []
@@ -37,7 +38,7 @@ class Probe(L.Callback):
         self.fused = bool(trainer.optimizers[0].defaults.get("fused"))
         model = pl_module.model
         model = model.get_base_model() if hasattr(model, "get_base_model") else model  # under LoRA (peft)
-        head = getattr(model, "score", None) or model.get_output_embeddings()
+        head = getattr(model, "score", None) or model.model.layers[-1].mlp.down_proj
         head.register_forward_hook(lambda m, i, out: self.head_dtypes.add(out.dtype))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
