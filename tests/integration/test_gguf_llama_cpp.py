@@ -68,16 +68,23 @@ def smollm2() -> Path:
     return resolve_model("smollm2-135m-instruct")
 
 
+@pytest.fixture(scope="module")
+def reference(smollm2):
+    """The HF export in transformers, its tokenizer, and its next-token log-probs of the held-out passage (once)."""
+    model, tok = _hf(smollm2)
+    ids = tok(HELD_OUT).input_ids
+    return model, tok, ids, _next_token_lp(_hf_logprobs(model, ids), ids)
+
+
 @pytest.mark.parametrize("kind", ["f32", "f16", "bf16", "q8_0", "q4_0"])
-def test_llama_cpp_runs_each_type_of_the_real_base_as_transformers_does(smollm2, tmp_path, kind):
+def test_llama_cpp_runs_each_type_of_the_real_base_as_transformers_does(smollm2, reference, tmp_path, kind):
     from lightning_llm.export.gguf import export_gguf
 
-    model, tok = _hf(smollm2)
+    model, tok, ids, a = reference
     path = export_gguf(smollm2, tmp_path / f"smollm2-{kind}.gguf", kind)["out"]
     llm = _cpp(path)
-    ids = tok(HELD_OUT).input_ids
     assert llm.tokenize(HELD_OUT.encode(), add_bos=True, special=False) == ids  # same ids, BOS as transformers adds
-    a, b = _next_token_lp(_hf_logprobs(model, ids), ids), _next_token_lp(_cpp_logprobs(llm, ids), ids)
+    b = _next_token_lp(_cpp_logprobs(llm, ids), ids)
     if kind in AGAINST_HF:
         ref, tol = a, AGAINST_HF[kind]
     else:
