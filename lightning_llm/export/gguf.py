@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -80,6 +81,7 @@ def export_gguf(hf_dir: str | Path, out: str | Path, type: str = "q8_0") -> dict
     rope_freqs = _rope(config, hf_dir)
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("gguf.gguf_writer").setLevel(logging.WARNING)  # its INFO lines name our temp file
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same folder: the rename below is atomic
     writer = gguf.GGUFWriter(tmp, arch)
     try:
@@ -110,7 +112,7 @@ def pre_tokenizer(tokenizer, where: Path | str) -> str:
     if spec["model"]["type"] != "BPE":
         raise UserError(f"{where}: a {spec['model']['type']} tokenizer; the GGUF export writes byte-level BPE "
                         "tokenizers (GPT-2 style, as ours and SmolLM2/Llama 3/Qwen2 use)")
-    digest = hashlib.sha256(str(tokenizer.encode(_CHECK_TEXT)).encode()).hexdigest()
+    digest = hashlib.sha256(str(tokenizer.encode(_CHECK_TEXT, verbose=False)).encode()).hexdigest()
     if digest in _KNOWN_PRE:
         return _KNOWN_PRE[digest]
     pre, norm = spec.get("pre_tokenizer") or {}, spec.get("normalizer")
