@@ -61,16 +61,48 @@ def hydra_main(config_name: str, fn: Callable[[DictConfig], object], argv_hook=c
     then `fn(cfg)` runs on the composed config `conf/<config_name>.yaml`, a `UserError` as one line."""
 
     @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
-    def _run(cfg: DictConfig) -> None:
+    def _run(cfg: DictConfig) -> float | None:
         quiet_third_party_logs()
+        if in_optuna_sweep():  # a trial: its value goes to the sweeper, its failure fails the trial, not the sweep
+            from lightning_llm.training.sweep import run_trial
+
+            return run_trial(fn, cfg)
         run_safely(fn, cfg)
+        return None
 
     def main() -> None:
         if argv_hook is not None:
             sys.argv[1:] = argv_hook(sys.argv[1:]) or sys.argv[1:]
+        use_our_optuna_sweeper(sys.argv[1:])
         _run()
 
     return main
+
+
+def use_our_optuna_sweeper(argv: list[str]) -> None:
+    """`hydra/sweeper=optuna` (and `hparams_search=...`) gets our resumable sweeper; without the `sweep` extra,
+    one line saying what to install."""
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None:
+        if any(a.startswith(("hydra/sweeper=optuna", "hparams_search=")) for a in argv):
+            _fail("the Optuna sweeper is not installed: pip install 'lightning_llm[sweep]'")
+        return
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # Hydra's plugin scan first: it stores the plain plugin's config, which ours replaces
+    from hydra_plugins.lightning_llm_optuna.optuna_sweeper import register_config
+
+    register_config()
+
+
+def in_optuna_sweep() -> bool:
+    """True inside a trial of `hydra/sweeper=optuna` (lightning_llm.training.sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False
+    return str(HydraConfig.get().sweeper.get("_target_", "")).endswith("ResumableOptunaSweeper")
 
 
 def run_safely(fn: Callable[[DictConfig], object], cfg: DictConfig) -> object:

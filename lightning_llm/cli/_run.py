@@ -28,12 +28,26 @@ def build_logger(cfg: DictConfig, ckpt_path: str | None, report: Path | None = N
     if not cfg.get("logger"):
         return False
     wandb_id = wandb_id_of(ckpt_path)
-    extra = {"id": wandb_id} if wandb_id and cfg.logger._target_.endswith("wandb_logger") else {}
+    is_wandb = cfg.logger._target_.endswith("wandb_logger")
+    extra = {"id": wandb_id} if wandb_id and is_wandb else {}
+    if is_wandb and cfg.logger.get("group") is None and (sweep := _sweep_name()):
+        extra["group"] = sweep  # the trials of a sweep side by side in W&B
     logger = instantiate(cfg.logger, **extra)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0 and not ckpt_path and report and report.is_file():
         log_to_wandb(json.loads(report.read_text()), logger.experiment)
     return logger
+
+
+def _sweep_name() -> str | None:
+    """The sweep a multirun job belongs to: its Optuna study's name, else its sweep dir's."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    hc = HydraConfig.get()
+    return str(hc.sweeper.get("study_name") or Path(hc.sweep.dir).name)
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, strategy, logger, extra: list[L.Callback],

@@ -24,5 +24,6 @@ def test_the_built_wheel_holds_every_config_and_recipe(tmp_path):
     wanted = {f"lightning_llm/{p.relative_to(ROOT)}" for folder in ("conf", "recipes")
               for p in (ROOT / folder).rglob("*.yaml")}
     assert wanted and not wanted - inside, f"missing from the wheel: {sorted(wanted - inside)}"
-    modules = {f"{p.relative_to(ROOT)}" for p in (ROOT / "lightning_llm").rglob("*.py")}
+    modules = {f"{p.relative_to(ROOT)}" for folder in ("lightning_llm", "hydra_plugins")
+               for p in (ROOT / folder).rglob("*.py")}
     assert not modules - inside, f"missing from the wheel: {sorted(modules - inside)}"
