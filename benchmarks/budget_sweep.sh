@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The sweep behind the default recipe's settings (README, "Learning per compute"): llm-train -m runs on the
+# The sweep behind the default recipe's settings (docs/training.md, "Learning per compute"): llm-train -m runs on the
 # built-in corpus for a 2-minute and a 5-minute budget of training, one job after another (never two at once:
-# they share the CPU), then their tables. About 50 minutes on 2 CPU cores (the README lists the points it ran).
+# they share the CPU), then their tables. About 50 minutes on 2 CPU cores (docs/training.md lists the points it ran).
 #
 #   bash benchmarks/budget_sweep.sh [OUT]      # OUT: the sweep dirs (default: sweeps/budget)
 set -euo pipefail

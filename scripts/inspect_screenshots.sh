@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's pictures of llm-inspect: bash scripts/inspect_screenshots.sh RUN/export
+# The pictures of llm-inspect in docs/inspect.md: bash scripts/inspect_screenshots.sh RUN/export
 # (the default recipe's export; needs Debian's chromium for the page's screenshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."

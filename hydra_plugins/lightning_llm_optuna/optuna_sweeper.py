@@ -9,8 +9,8 @@ killed sweep (the trial it cut short continues from its own checkpoint). At the 
 <sweep dir>/sweep.json with the best trial.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in sys.modules, where a
+# dataclass with string annotations cannot be built
 from dataclasses import dataclass
 from typing import Any
 

@@ -76,6 +76,7 @@ def hydra_main(config_name: str, fn: Callable[[DictConfig], object], argv_hook=c
         use_our_optuna_sweeper(sys.argv[1:])
         _run()
 
+    main.config_name, main.argv_hook = config_name, argv_hook  # what the docs test composes a command with
     return main
 
 

@@ -2,7 +2,7 @@
 
 The folder also gets the tokenizer, `config.json` and `generation_config.json`, so a runtime that only
 speaks ONNX has everything it needs. The graph takes the whole sequence each call (no KV-cache inputs):
-scoring and short generations; a cached decoder export is future work (see the README).
+scoring and short generations; a cached decoder export is future work (see docs/deployment.md).
 """
 
 from __future__ import annotations
