@@ -46,3 +46,35 @@ def test_the_summary_table_has_a_row_per_trial_and_a_column_per_parameter():
     table = summary_table(trials, "val/bpb").splitlines()
     assert table[0] == "| trial | state | val/bpb | optim.lr | run dir |"
     assert table[2] == "| 0 | complete | 2.5 | 0.003 | s/0 |" and table[3] == "| 1 | fail |  | 0.05 | s/1 |"
+
+
+def test_a_sweeps_wandb_runs_share_a_group_named_after_its_study(monkeypatch, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from lightning_llm.cli import _run
+    from lightning_llm.cli._app import CONF_DIR, use_our_optuna_sweeper
+
+    use_our_optuna_sweeper([])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", ["hydra/sweeper=optuna", "hydra.sweeper.study_name=lr-search", "logger=wandb"],
+                      return_hydra_config=True)
+    OmegaConf.set_readonly(cfg.hydra, False)  # set as a launched job has it
+    cfg.hydra.job.num, cfg.hydra.runtime.output_dir = 0, str(tmp_path)
+    seen = {}
+    monkeypatch.setattr(_run, "instantiate", lambda node, **kw: seen.update(kw) or _NoLogger())
+    for mode, group in ((RunMode.RUN, None), (RunMode.MULTIRUN, "lr-search")):
+        OmegaConf.set_readonly(cfg.hydra, False)
+        cfg.hydra.mode = mode
+        HydraConfig.instance().set_config(cfg)
+        seen.clear()
+        _run.build_logger(cfg, None)
+        assert seen.get("group") == group and _run._sweep_name() == group
+
+
+class _NoLogger:
+    def log_hyperparams(self, params):
+        pass
