@@ -19,12 +19,25 @@ def inspect(cfg: DictConfig) -> Path:
     text = _text(cfg)
     model, tokenizer = load_model(cfg.model_path)
     out = Path(cfg.out or f"inspect-{time.strftime('%Y%m%d-%H%M%S')}")
+    views = cfg.get("views") or {}
+    layers = list(views["layers"]) if views.get("layers") else None
     written = inspect_text(model, tokenizer, text, out, cfg.top_k, title=f"Surprisal: {Path(cfg.model_path).name}",
-                           maps=cfg.maps)
+                           maps=cfg.maps, view_tokens=int(views.get("tokens", 64)), view_layers=layers)
     print(f"Inspected {cfg.model_path} on {len(text):,} characters: {out.resolve()}")
     for path in written.values():
         print(f"  {path.name}")
+    if cfg.maps:
+        print(_cut_note(len(tokenizer(text, add_special_tokens=False)["input_ids"]), int(views.get("tokens", 64))))
     return out
+
+
+def _cut_note(n: int, view_tokens: int) -> str:
+    from lightning_llm.evaluation.inspect.attention import PNG_TOKENS
+
+    if n <= PNG_TOKENS:
+        return f"All {n} tokens are in the pages and the PNGs."
+    pages = f"the pages show the last {view_tokens} (views.tokens)" if n > view_tokens else "the pages show all"
+    return f"The text has {n} tokens: {pages}; the PNGs label the last {PNG_TOKENS}."
 
 
 def _text(cfg: DictConfig) -> str:

@@ -94,3 +94,49 @@ def test_inspect_writes_every_view_and_refuses_bad_input_in_one_line(model_and_t
                             "maps": True})
     with pytest.raises(UserError, match="is an ONNX export"):
         inspect(cfg)
+
+
+def _page_data(path) -> dict:
+    import json
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    assert "http" not in text.split("<script>", 1)[1] and "src=" not in text  # nothing fetched
+    return json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', text, re.S).group(1)
+                      .replace("<\\/", "</"))
+
+
+def test_the_pages_numbers_are_the_library_functions(model_and_tokenizer, tmp_path):
+    model, tok = model_and_tokenizer
+    written = inspect_text(model, tok, TEXT, tmp_path, top_k=3, view_tokens=12)
+    ids = tok(TEXT, add_special_tokens=False)["input_ids"]
+    start = len(ids) - 12
+    maps, lens = attention_maps(model, tok, TEXT), logit_lens(model, tok, TEXT)
+    att = _page_data(written["attention_page"])
+    assert att["offset"] == start and len(att["tokens"]) == 12 and att["layers"] == list(range(maps.shape[0]))
+    for layer in range(maps.shape[0]):
+        for h in range(maps.shape[1]):
+            for q in range(12):  # each shown query over the shown positions up to itself, and what lies before
+                row = torch.tensor(att["attention"][layer][h][q])
+                torch.testing.assert_close(row, maps[layer, h, start + q, start:start + q + 1], atol=1e-6, rtol=0)
+                assert att["before"][layer][h][q] == pytest.approx(float(maps[layer, h, start + q, :start].sum()),
+                                                                   abs=1e-6)
+    torch.testing.assert_close(torch.tensor(att["entropy_bits"]), attention_entropy(maps), atol=1e-6, rtol=0)
+    lens_page_data = _page_data(written["logit_lens_page"])
+    probs, top = lens[:, start:].exp().topk(3, dim=-1)
+    for layer in range(lens.shape[0]):
+        for p in range(12):
+            cell = lens_page_data["cells"][layer][p]
+            assert [t for t, _ in cell] == [tok.decode([int(i)]) for i in top[layer, p]]
+            torch.testing.assert_close(torch.tensor([x for _, x in cell]), probs[layer, p], atol=1e-6, rtol=0)
+            true_next = ids[start + p + 1] if start + p + 1 < len(ids) else None
+            assert lens_page_data["hit"][layer][p] == (true_next is not None and int(top[layer, p, 0]) == true_next)
+    assert lens_page_data["next"][-1] is None and lens_page_data["tokens"] == [tok.decode([i]) for i in ids[start:]]
+
+
+def test_the_pages_take_a_layer_range_and_refuse_one_outside_the_model(model_and_tokenizer, tmp_path):
+    model, tok = model_and_tokenizer
+    written = inspect_text(model, tok, TEXT, tmp_path, view_layers=[-1])
+    assert _page_data(written["attention_page"])["layers"] == [model.config.num_hidden_layers - 1]
+    with pytest.raises(UserError, match=r"views.layers=\[99\]: the model has layers 0\.\."):
+        inspect_text(model, tok, TEXT, tmp_path, view_layers=[99])

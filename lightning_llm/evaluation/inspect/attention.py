@@ -33,10 +33,13 @@ def attention_entropy(maps: torch.Tensor) -> torch.Tensor:
     return -(maps * p.log2()).sum(-1).mean(-1)
 
 
+PNG_TOKENS = 40  # the most tokens whose text a PNG can still show on its axes
+
+
 def save_attention_grids(maps: torch.Tensor, tokens: list[str], out_dir: Path,
                          layers: list[int] | None = None) -> list[Path]:
-    """One PNG per layer (of `layers`, default all), its heads as panels, tokens on the axes (when few enough
-    to read)."""
+    """One PNG per layer (of `layers`, default all), its heads as panels, the tokens' text on the axes: of the
+    last PNG_TOKENS tokens when the text is longer (the title says so)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,10 +47,12 @@ def save_attention_grids(maps: torch.Tensor, tokens: list[str], out_dir: Path,
 
     out_dir.mkdir(parents=True, exist_ok=True)
     entropy = attention_entropy(maps)
-    count, heads, n, _ = maps.shape
+    count, heads, total, _ = maps.shape
+    start = max(0, total - PNG_TOKENS)
+    maps, n = maps[:, :, start:, start:], total - start
     cols = min(heads, 4)
     rows = math.ceil(heads / cols)
-    labels = [t.replace("\n", "\\n") for t in tokens] if n <= 40 else None
+    labels = [t.replace("\n", "\\n") for t in tokens[start:]]
     paths = []
     for layer in layers if layers is not None else range(count):
         fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
@@ -58,13 +63,10 @@ def save_attention_grids(maps: torch.Tensor, tokens: list[str], out_dir: Path,
                 continue
             ax.imshow(maps[layer, h].numpy(), cmap="viridis", vmin=0, vmax=1)
             ax.set_title(f"head {h}  ({entropy[layer, h]:.2f} bits)", fontsize=8)
-            if labels:
-                ax.set_xticks(range(n), labels, rotation=90, fontsize=5)
-                ax.set_yticks(range(n), labels, fontsize=5)
-            else:
-                ax.set_xticks([])
-                ax.set_yticks([])
-        fig.suptitle(f"layer {layer}: attention of each token (rows) over earlier tokens (columns)", fontsize=9)
+            ax.set_xticks(range(n), labels, rotation=90, fontsize=5)
+            ax.set_yticks(range(n), labels, fontsize=5)
+        cut = f" (the last {n} of {total} tokens)" if start else ""
+        fig.suptitle(f"layer {layer}: attention of each token (rows) over earlier tokens (columns){cut}", fontsize=9)
         fig.tight_layout()
         path = out_dir / f"attention_layer_{layer:02d}.png"
         fig.savefig(path, dpi=110)

@@ -37,9 +37,11 @@ def logit_lens(model, tokenizer, text: str) -> torch.Tensor:
 
 
 def save_logit_lens(lens: torch.Tensor, tokenizer, ids: list[int], out_dir: Path) -> tuple[Path, Path]:
-    """A heatmap PNG (layers x positions, shaded by the top guess's probability, labelled with it) and a JSON
-    table of every layer's top guess at every position."""
+    """A heatmap PNG (layers x positions, shaded by the top guess's probability, labelled with it: the last
+    PNG_TOKENS positions of a longer text) and a JSON table of every layer's top guess at every position."""
     import matplotlib
+
+    from lightning_llm.evaluation.inspect.attention import PNG_TOKENS
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -53,17 +55,19 @@ def save_logit_lens(lens: torch.Tensor, tokenizer, ids: list[int], out_dir: Path
         for row_w, row_p in zip(words, probs, strict=True)]}
     json_path = out_dir / "logit_lens.json"
     json_path.write_text(json.dumps(table, ensure_ascii=False, indent=1))
-    layers, n = probs.shape
+    layers, total = probs.shape
+    start = max(0, total - PNG_TOKENS)
+    n = total - start
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * n), max(3, 0.45 * layers + 1.5)))
-    ax.imshow(probs.numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    if n <= 40:
-        for layer in range(layers):
-            for pos in range(n):
-                ax.text(pos, layer, words[layer][pos].replace("\n", "\\n")[:8], ha="center", va="center", fontsize=6,
-                        color="white" if probs[layer, pos] > 0.5 else "black")
-        ax.set_xticks(range(n), [t.replace("\n", "\\n") for t in inputs], rotation=90, fontsize=6)
+    ax.imshow(probs[:, start:].numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for layer in range(layers):
+        for pos in range(n):
+            ax.text(pos, layer, words[layer][start + pos].replace("\n", "\\n")[:8], ha="center", va="center",
+                    fontsize=6, color="white" if probs[layer, start + pos] > 0.5 else "black")
+    ax.set_xticks(range(n), [t.replace("\n", "\\n") for t in inputs[start:]], rotation=90, fontsize=6)
     ax.set_yticks(range(layers), [f"layer {i}" for i in range(layers)], fontsize=7)
-    ax.set_title("logit lens: the top next-token guess after each layer (shade: its probability)", fontsize=9)
+    cut = f", the last {n} of {total} positions" if start else ""
+    ax.set_title(f"logit lens: the top next-token guess after each layer (shade: its probability{cut})", fontsize=9)
     fig.tight_layout()
     png_path = out_dir / "logit_lens.png"
     fig.savefig(png_path, dpi=110)

@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 
 
 class InspectViews(L.Callback):
-    """Rank 0 writes `<out_dir>/step-<N>/` (surprisal.html, attention of the last layer, logit lens) and logs
-    `inspect/surprisal` (wandb.Html) and `inspect/attention`, `inspect/logit_lens` (images). Off under a strategy
-    that shards the parameters (rank 0 cannot run the model alone there)."""
+    """Rank 0 writes `<out_dir>/step-<N>/` (surprisal.html, attention.html, logit_lens.html, the last layer's
+    attention PNG, the logit lens PNG) and logs `inspect/surprisal`, `inspect/attention_page`,
+    `inspect/logit_lens_page` (wandb.Html) and `inspect/attention`, `inspect/logit_lens` (images). Off under a
+    strategy that shards the parameters (rank 0 cannot run the model alone there)."""
 
     def __init__(self, tokenizer, prompt: str, every_n_steps: int, out_dir: str | Path):
         self.tokenizer, self.prompt, self.every_n_steps, self.out_dir = tokenizer, prompt, every_n_steps, Path(out_dir)
@@ -53,6 +54,8 @@ class InspectViews(L.Callback):
 
                 logger.experiment.log({
                     "inspect/surprisal": wandb.Html(written["surprisal"].read_text(encoding="utf-8")),
+                    "inspect/attention_page": wandb.Html(written["attention_page"].read_text(encoding="utf-8")),
+                    "inspect/logit_lens_page": wandb.Html(written["logit_lens_page"].read_text(encoding="utf-8")),
                     "inspect/attention": wandb.Image(str(written[f"attention_layer_{layer:02d}"])),
                     "inspect/logit_lens": wandb.Image(str(written["logit_lens"])),
                 }, step=logging_step(trainer))
