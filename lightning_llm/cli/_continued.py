@@ -3,6 +3,7 @@ figures before the first step."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 
 from lightning_llm.data import PretrainDataModule
 from lightning_llm.errors import UserError
+from lightning_llm.io import write_json
 from lightning_llm.models.pretrained import resolve_model
 from lightning_llm.training.module import CausalLMModule
 
@@ -51,9 +53,20 @@ def check_init_from_overrides(source: str, folder: Path, overrides: list[str]) -
                             f"and tokenizer{has}: drop the key, or leave out init_from to train a new model")
 
 
-def validate_before_training(trainer: L.Trainer, module: CausalLMModule, datamodule: PretrainDataModule) -> dict:
-    """The base model's figures on the whole validation split, logged at step 0 (continued pretraining)."""
+BEFORE = "val_before_training.json"
+
+
+def validate_before_training(trainer: L.Trainer, module: CausalLMModule, datamodule: PretrainDataModule,
+                             run_dir: Path, resumed: bool) -> dict | None:
+    """The base model's figures on the whole validation split, logged at step 0 (continued pretraining), kept in
+    <run dir>/val_before_training.json so that a resumed run's metrics.json still has them."""
+    path = run_dir / BEFORE
+    if resumed:
+        return json.loads(path.read_text()) if path.is_file() else None
     limit, trainer.limit_val_batches = trainer.limit_val_batches, 1.0
     result = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     trainer.limit_val_batches = limit
-    return {k.split("/", 1)[1]: v for k, v in result.items()}
+    before = {k.split("/", 1)[1]: v for k, v in result.items()}
+    if trainer.is_global_zero:
+        write_json(path, before)
+    return before

@@ -76,8 +76,9 @@ def _text_loaders(cfg: DictConfig, source: Path, model, tokenizer) -> tuple[Path
     run_data = None if _data_overridden() else prepared_data_of(source)
     if run_data is not None:  # the very splits the model was validated and tested on
         log.info("Evaluating on the training run's prepared data %s (give data.* keys for other text)", run_data)
-        return run_data, {split: DataLoader(split_dataset(run_data, split, tokenizer), batch_size=cfg.data.batch_size)
-                          for split in cfg.splits}
+        eos = tokenizer.eos_token_id if cfg.data.get("document_mask") else None  # as the run was trained
+        return run_data, {split: DataLoader(split_dataset(run_data, split, tokenizer, eos),
+                                            batch_size=cfg.data.batch_size) for split in cfg.splits}
     data = OmegaConf.to_container(cfg.data, resolve=True)
     data["seq_len"] = min(data["seq_len"], model.config.max_position_embeddings)
     datamodule = PretrainDataModule(data, {"path": str(tokenizer_dir_of(source))}, cfg.paths.data_dir)
@@ -89,7 +90,7 @@ def _text_loaders(cfg: DictConfig, source: Path, model, tokenizer) -> tuple[Path
 def _data_overridden() -> bool:
     """Whether the command line names other text than the training run's (batch sizes do not count)."""
     keys = [o.lstrip("+~").split("=", 1)[0] for o in HydraConfig.get().overrides.task]
-    loading = ("data.batch_size", "data.eval_batch_size", "data.num_workers")
+    loading = ("data.batch_size", "data.eval_batch_size", "data.num_workers", "data.document_mask")
     return any(k in ("data", "paths.data_dir") or (k.startswith("data.") and k not in loading) for k in keys)
 
 

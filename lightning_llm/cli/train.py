@@ -61,7 +61,7 @@ def train(cfg: DictConfig) -> dict | None:
     logger = build_logger(cfg, ckpt_path, datamodule.prepared_dir / REPORT)
     trainer = build_trainer(cfg, run_dir, strategy, logger, pretrain_callbacks(cfg, datamodule, run_dir), module.model)
 
-    before = validate_before_training(trainer, module, datamodule) if base and not ckpt_path else None
+    before = validate_before_training(trainer, module, datamodule, run_dir, bool(ckpt_path)) if base else None
     fit_start = time.perf_counter()
     with unfinished_run_exits(trainer, run_dir):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

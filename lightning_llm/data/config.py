@@ -45,6 +45,7 @@ class DataConfig:
     shard_size: int = 65536  # sequences per shard file
     prepare_timeout_s: float = 86400  # how long a process waits for another one preparing the same data
     verify: bool = False  # when reusing prepared data, also check each shard's sha256 (sizes are always checked)
+    document_mask: bool = False  # position ids that restart at every EOS: a packed document attends only to itself
 
     def __post_init__(self) -> None:
         # Hydra configs list every split with null so `data.data_files.train=...` needs no `+`.

@@ -20,14 +20,28 @@ from lightning_llm.errors import UserError
 from lightning_llm.paths import cache_dir
 
 
+def document_positions(input_ids: np.ndarray, eos_id: int) -> np.ndarray:
+    """Position ids that restart at 0 at every EOS of a packed row: each EOS begins the next document (as a BOS
+    would), so a document's tokens are predicted from that document alone. With these and no attention mask,
+    `transformers` attends within each document only (the mechanism SFT packing uses)."""
+    n = len(input_ids)
+    starts = np.flatnonzero(input_ids == eos_id)
+    start_of = np.zeros(n, dtype=np.int64)
+    start_of[starts] = starts
+    np.maximum.accumulate(start_of, out=start_of)
+    return np.arange(n, dtype=np.int64) - start_of
+
+
 class PackedDataset(Dataset):
     """Rows of memory-mapped `.npy` shards; each item is `input_ids` [L] with `labels` [L] and the UTF-8
-    byte count of each label token (`label_bytes`, for bits per byte)."""
+    byte count of each label token (`label_bytes`, for bits per byte); with `eos_id` (document masking) also
+    `position_ids` restarting at every EOS."""
 
-    def __init__(self, files: list[Path], token_bytes: np.ndarray):
+    def __init__(self, files: list[Path], token_bytes: np.ndarray, eos_id: int | None = None):
         self.shards = [np.load(f, mmap_mode="r") for f in files]
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
         self.token_bytes = token_bytes
+        self.eos_id = eos_id
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -35,8 +49,11 @@ class PackedDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         shard = int(np.searchsorted(self.offsets, index, side="right")) - 1
         row = np.asarray(self.shards[shard][index - self.offsets[shard]], dtype=np.int64)
-        return {"input_ids": torch.from_numpy(row[:-1]), "labels": torch.from_numpy(row[1:]),
+        item = {"input_ids": torch.from_numpy(row[:-1]), "labels": torch.from_numpy(row[1:]),
                 "label_bytes": torch.from_numpy(self.token_bytes[row[1:]].astype(np.int16))}
+        if self.eos_id is not None:
+            item["position_ids"] = torch.from_numpy(document_positions(row[:-1], self.eos_id))
+        return item
 
 
 class PaddedEval(Dataset):
@@ -56,8 +73,9 @@ class PaddedEval(Dataset):
                 "label_bytes": torch.zeros_like(row["label_bytes"])}
 
 
-def split_dataset(prepared: str | Path, split: str, tokenizer=None) -> PackedDataset:
-    """One split of a prepared folder; `tokenizer` (default: the folder's own) must be the one it was made with."""
+def split_dataset(prepared: str | Path, split: str, tokenizer=None, eos_id: int | None = None) -> PackedDataset:
+    """One split of a prepared folder; `tokenizer` (default: the folder's own) must be the one it was made with;
+    `eos_id`: document masking (position ids restarting at every EOS)."""
     folder = Path(prepared)
     manifest = read_manifest(folder)
     if split not in manifest["splits"]:
@@ -65,7 +83,7 @@ def split_dataset(prepared: str | Path, split: str, tokenizer=None) -> PackedDat
     tokenizer = tokenizer or load_tokenizer(folder / "tokenizer")
     check_tokenizer(manifest, tokenizer, folder)
     shards = [folder / "shards" / s["file"] for s in manifest["splits"][split]["shards"]]
-    return PackedDataset(shards, token_byte_lengths(tokenizer))
+    return PackedDataset(shards, token_byte_lengths(tokenizer), eos_id)
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -114,8 +132,12 @@ class PretrainDataModule(L.LightningDataModule):
         self.tokenizer = load_tokenizer(folder / "tokenizer")
         check_tokenizer(manifest, self.tokenizer, folder)
         token_bytes = token_byte_lengths(self.tokenizer)
+        eos = self.tokenizer.eos_token_id if self.data.document_mask else None
+        if self.data.document_mask and eos is None:
+            raise UserError("data.document_mask=true needs a tokenizer with an EOS token (the document separator)")
         for split, info in manifest["splits"].items():
-            self.datasets[split] = PackedDataset([folder / "shards" / s["file"] for s in info["shards"]], token_bytes)
+            self.datasets[split] = PackedDataset([folder / "shards" / s["file"] for s in info["shards"]], token_bytes,
+                                                 eos)
 
     @property
     def vocab_size(self) -> int:

@@ -276,7 +276,8 @@ def _tokenizer(cfg: TokenizerConfig, train):
 def _data_key(data: DataConfig) -> dict:
     """The data fields that change what is prepared (batching and workers do not)."""
     d = asdict(data)
-    for k in ("batch_size", "eval_batch_size", "num_workers", "num_proc", "prepare_timeout_s", "verify"):
+    for k in ("batch_size", "eval_batch_size", "num_workers", "num_proc", "prepare_timeout_s", "verify",
+              "document_mask"):
         d.pop(k)
     d["cleaning"].pop("executor")
     return d

@@ -262,6 +262,13 @@ def test_continued_pretraining_starts_where_llm_eval_scores_the_base(tiny_export
     assert {k: export[k] for k in ("hidden_size", "num_hidden_layers", "vocab_size")} == \
         {k: base[k] for k in ("hidden_size", "num_hidden_layers", "vocab_size")}  # its architecture, not the recipe's
     assert (tmp_path / "run" / "export" / "tokenizer.json").read_text() == (tiny_export / "tokenizer.json").read_text()
+    resumed = llm("train", "recipe=tiny", f"init_from={tiny_export}", *data, "trainer.max_steps=9",
+                  "trainer.val_check_interval=3", "checkpoint.every_n_train_steps=3", "optim.warmup_steps=1",
+                  "logger=csv", "trainer.precision=32-true", "samples.max_new_tokens=4", "resume=auto",
+                  f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == 9 and metrics["val_before_training"]["bpb"] == before  # kept across the resume
 
     ev = llm("eval", f"model_path={tiny_export}", *data, "splits=[validation]", f"hydra.run.dir={tmp_path / 'eval'}",
              cwd=tmp_path)
