@@ -100,8 +100,9 @@ def use_our_optuna_sweeper(argv: list[str]) -> None:
 def in_optuna_sweep() -> bool:
     """True inside a trial of `hydra/sweeper=optuna` (lightning_llm.training.sweep)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    if not HydraConfig.initialized():
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return False
     return str(HydraConfig.get().sweeper.get("_target_", "")).endswith("ResumableOptunaSweeper")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,14 +75,19 @@ def run_trial(fn: Callable[[DictConfig], dict | None], cfg: DictConfig) -> float
 
 def _finish_wandb() -> None:
     """The next trial runs in this process: its W&B run must be a new one."""
-    import sys
-
     if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
         sys.modules["wandb"].finish()
 
 
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def sweep(self, arguments: list[str]) -> None:
+        try:
+            self._sweep(arguments)
+        except UserError as e:  # the sweep's own errors, one line as every entry point's (Hydra would print a trace)
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    def _sweep(self, arguments: list[str]) -> None:
         assert self.config is not None and self.launcher is not None
         space, fixed = self._space(arguments)
         metric = str(self.config.get("optimized_metric") or "val/bpb")

@@ -48,3 +48,18 @@ def test_a_killed_sweep_resumes_its_cut_trial_and_names_the_best(corpus_dir, tmp
     assert results["best_trial"]["number"] == best["number"] and results["direction"] == "minimize"
     assert f"Best trial {best['number']}: val/bpb {best['value']:.6g}" in second.stdout
     assert second.stdout.count("| complete |") == 3
+
+
+@pytest.mark.slow
+def test_a_failed_trial_is_one_line_and_a_sweep_with_none_completed_says_why(corpus_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = llm("train", "-m", "hydra/sweeper=optuna", *tiny(corpus_dir, tmp_path), "logger=csv", "trainer.max_steps=2",
+               "trainer.val_check_interval=2", "optimized_metric=val/nope", "optim.lr=tag(log, interval(1e-3, 1e-2))",
+               "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    why = "optimized_metric='val/nope' is not in this run's metrics.json: choose one of ['val/loss'"
+    failed = [line for line in (proc.stdout + proc.stderr).splitlines() if "failed: " in line]
+    assert len(failed) == 2 and all(why in line for line in failed)  # each trial's failure, one line each
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: no trial of the sweep in {sweep} completed; the first failure: ") and why in last
+    assert "Traceback" not in proc.stderr
