@@ -9,6 +9,7 @@ line and the search goes on, and the end names the best trial, its value and its
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -177,12 +178,18 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
 
 
 def summary_table(trials: list[dict], metric: str) -> str:
-    """The trials as a Markdown table: number, state, the optimized metric, each searched parameter, run dir."""
+    """The trials as a Markdown table: number, state, the optimized metric (and its test figure, from the run's
+    metrics.json), each searched parameter, run dir."""
     names = sorted({k for t in trials for k in t["params"]})
-    lines = [f"| trial | state | {metric} | " + " | ".join(names) + " | run dir |",
-             "|---" * (len(names) + 4) + "|"]
+    split, _, name = metric.partition("/")
+    test = f"test/{name}" if split == "val" else None
+    lines = [f"| trial | state | {metric} | " + (f"{test} | " if test else "") + " | ".join(names) + " | run dir |",
+             "|---" * (len(names) + 4 + bool(test)) + "|"]
     for t in trials:
         value = "" if t["value"] is None else f"{t['value']:.6g}"
+        if test:
+            figure = ((t.get("metrics") or {}).get("test") or {}).get(name)
+            value += " | " + ("" if figure is None else f"{figure:.6g}")
         params = " | ".join(_fmt(t["params"].get(n, "")) for n in names)
         lines.append(f"| {t['number']} | {t['state'].lower()} | {value} | {params} | {t['run_dir'] or ''} |")
     return "\n".join(lines)
@@ -210,9 +217,19 @@ def _run_dir(ret: JobReturn) -> str | None:
 
 
 def _row(t: optuna.trial.FrozenTrial) -> dict:
+    run_dir = t.user_attrs.get("run_dir")
     return {"number": t.number, "state": t.state.name, "value": t.value, "params": dict(t.params),
-            "run_dir": t.user_attrs.get("run_dir"), "error": t.user_attrs.get("error"),
+            "run_dir": run_dir, "error": t.user_attrs.get("error"), "metrics": _run_metrics(run_dir),
             "duration_s": None if t.duration is None else round(t.duration.total_seconds(), 1)}
+
+
+def _run_metrics(run_dir: str | None) -> dict | None:
+    """The trial's final validation and test figures and steps, from its metrics.json (None if it has none)."""
+    path = Path(run_dir or "") / "metrics.json"
+    if not run_dir or not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return {k: metrics[k] for k in ("val", "test", "steps", "wall_time_s") if k in metrics}
 
 
 def _metric_name(config) -> str:

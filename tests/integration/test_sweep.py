@@ -41,6 +41,7 @@ def test_a_killed_sweep_resumes_its_cut_trial_and_names_the_best(corpus_dir, tmp
     for t in trials:  # each trial's value is its run's val/bpb, and its run is its own folder
         assert Path(t["run_dir"]) == sweep / str(t["number"])
         assert json.loads((sweep / str(t["number"]) / "metrics.json").read_text())["val"]["bpb"] == t["value"]
+        assert t["metrics"]["val"]["bpb"] == t["value"] and "bpb" in t["metrics"]["test"]  # its run's figures
         assert set(t["params"]) == {"optim.lr", "optim.muon.lr", "data.batch_size"}  # warmup fixed above
     assert "resume=auto: resuming from" in (sweep / "1" / "train.log").read_text()  # the cut trial continued
     assert trials[2]["params"] != trials[0]["params"]  # the resumed sampler did not start its draws over

@@ -41,11 +41,12 @@ def test_a_user_error_fails_the_trial_not_the_sweep():
 
 
 def test_the_summary_table_has_a_row_per_trial_and_a_column_per_parameter():
-    trials = [{"number": 0, "state": "COMPLETE", "value": 2.5, "params": {"optim.lr": 0.003}, "run_dir": "s/0"},
+    trials = [{"number": 0, "state": "COMPLETE", "value": 2.5, "params": {"optim.lr": 0.003}, "run_dir": "s/0",
+               "metrics": {"val": {"bpb": 2.5}, "test": {"bpb": 2.4}}},
               {"number": 1, "state": "FAIL", "value": None, "params": {"optim.lr": 0.05}, "run_dir": "s/1"}]
     table = summary_table(trials, "val/bpb").splitlines()
-    assert table[0] == "| trial | state | val/bpb | optim.lr | run dir |"
-    assert table[2] == "| 0 | complete | 2.5 | 0.003 | s/0 |" and table[3] == "| 1 | fail |  | 0.05 | s/1 |"
+    assert table[0] == "| trial | state | val/bpb | test/bpb | optim.lr | run dir |" and table[1].count("|---") == 6
+    assert table[2] == "| 0 | complete | 2.5 | 2.4 | 0.003 | s/0 |" and table[3] == "| 1 | fail |  |  | 0.05 | s/1 |"
 
 
 def test_a_sweeps_wandb_runs_share_a_group_named_after_its_study(monkeypatch, tmp_path):
