@@ -22,7 +22,7 @@ def inspect(cfg: DictConfig) -> Path:
     views = cfg.get("views") or {}
     layers = list(views["layers"]) if views.get("layers") else None
     written = inspect_text(model, tokenizer, text, out, cfg.top_k, title=f"Surprisal: {Path(cfg.model_path).name}",
-                           maps=cfg.maps, view_tokens=int(views.get("tokens", 64)), view_layers=layers)
+                           maps=cfg.maps, layers=layers, view_tokens=int(views.get("tokens", 64)), view_layers=layers)
     print(f"Inspected {cfg.model_path} on {len(text):,} characters: {out.resolve()}")
     for path in written.values():
         print(f"  {path.name}")

@@ -136,7 +136,10 @@ def test_the_pages_numbers_are_the_library_functions(model_and_tokenizer, tmp_pa
 
 def test_the_pages_take_a_layer_range_and_refuse_one_outside_the_model(model_and_tokenizer, tmp_path):
     model, tok = model_and_tokenizer
-    written = inspect_text(model, tok, TEXT, tmp_path, view_layers=[-1])
-    assert _page_data(written["attention_page"])["layers"] == [model.config.num_hidden_layers - 1]
-    with pytest.raises(UserError, match=r"views.layers=\[99\]: the model has layers 0\.\."):
-        inspect_text(model, tok, TEXT, tmp_path, view_layers=[99])
+    last = model.config.num_hidden_layers - 1
+    written = inspect_text(model, tok, TEXT, tmp_path / "a", layers=[-1], view_layers=[-1])
+    assert _page_data(written["attention_page"])["layers"] == [last]
+    assert sorted(p.name for p in (tmp_path / "a").glob("attention_layer_*.png")) == [f"attention_layer_{last:02d}.png"]
+    for where in ({"view_layers": [99]}, {"layers": [99]}):
+        with pytest.raises(UserError, match=r"views.layers=\[99\]: the model has layers 0\.\."):
+            inspect_text(model, tok, TEXT, tmp_path / "b", **where)

@@ -8,7 +8,7 @@ from lightning_llm.evaluation.inspect.attention import attention_entropy, attent
 from lightning_llm.evaluation.inspect.logit_lens import logit_lens, save_logit_lens
 from lightning_llm.evaluation.inspect.page import surprisal_page
 from lightning_llm.evaluation.inspect.surprisal import encode_text, surprisal, token_texts
-from lightning_llm.evaluation.inspect.views import attention_data, attention_page, lens_data, lens_page
+from lightning_llm.evaluation.inspect.views import attention_data, attention_page, layer_range, lens_data, lens_page
 from lightning_llm.io import write_json
 
 
@@ -28,6 +28,7 @@ def inspect_text(model, tokenizer, text: str, out_dir: str | Path, top_k: int = 
         return written
     ids = encode_text(tokenizer, text, getattr(model.config, "max_position_embeddings", None))
     attention = attention_maps(model, tokenizer, text)
+    layers = layer_range(attention.shape[0], layers) if layers else None  # checked before anything is drawn
     for path in save_attention_grids(attention, token_texts(tokenizer, ids), out, layers):
         written[path.stem] = path
     entropy = out / "attention_entropy.json"
