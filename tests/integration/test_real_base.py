@@ -135,9 +135,12 @@ def test_a_gguf_file_as_init_from_equals_the_built_in_and_every_reader_takes_the
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert 0 < result["splits"]["test"]["bpb"] < 2.0  # a real model reads plain English well
     assert result["tasks"]["capitals"]["acc"] >= 0.75  # and knows its capitals
-    ins = llm("inspect", f"model_path={base}", "text=The capital of France is Paris.",
-              f"out={tmp_path / 'inspect'}", cwd=tmp_path)
+    ins = llm("inspect", f"model_path={base}", "text=The capital of France is Paris.", "views.layers=[0,-1]",
+              f"out={tmp_path / 'inspect'}", cwd=tmp_path)  # two of its 30 layers: a picture each costs seconds
     assert ins.returncode == 0 and (tmp_path / "inspect" / "surprisal.html").is_file(), ins.stderr[-2000:]
+    assert {p.name for p in (tmp_path / "inspect").glob("attention*")} == {
+        "attention.html", "attention_entropy.json", "attention_layer_00.png", "attention_layer_29.png"}
+    assert (tmp_path / "inspect" / "logit_lens.html").is_file()
     for fmt in (["quantize=int8"], ["format=onnx"]):
         out = tmp_path / f"export-{fmt[0].split('=')[1]}"
         ex = llm("export", f"model_path={base}", *fmt, f"out={out}", cwd=tmp_path)

@@ -21,7 +21,7 @@ pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
 def test_a_killed_sweep_resumes_its_cut_trial_and_names_the_best(corpus_dir, tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "hparams_search=lr_warmup_batch", *tiny(corpus_dir, tmp_path), "optim=muon", "logger=csv",
-            "trainer.max_steps=30", "trainer.val_check_interval=30", "checkpoint.every_n_train_steps=5",
+            "trainer.max_steps=20", "trainer.val_check_interval=20", "checkpoint.every_n_train_steps=5",
             "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}"]
     first = subprocess.Popen([sys.executable, "-m", "lightning_llm.cli.train", *args], cwd=tmp_path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
