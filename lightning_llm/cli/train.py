@@ -28,7 +28,7 @@ from lightning_llm.export import export_hf
 from lightning_llm.inference import generate
 from lightning_llm.io import write_json
 from lightning_llm.run_lock import lock_run_dir
-from lightning_llm.training.callbacks import InspectViews, TaskEval, TextSamples, ThroughputMFU
+from lightning_llm.training.callbacks import InspectViews, MixtureMetrics, TaskEval, TextSamples, ThroughputMFU
 from lightning_llm.training.checkpointing import check_same_model, resolve_resume
 from lightning_llm.training.distillation import DistillationModule, check_teacher_tokenizer
 from lightning_llm.training.module import CausalLMModule
@@ -116,13 +116,15 @@ def build_module(cfg: DictConfig, datamodule: PretrainDataModule, base: Path | N
 
 
 def pretrain_callbacks(cfg: DictConfig, datamodule: PretrainDataModule, run_dir: Path) -> list[L.Callback]:
-    """Task evals, text samples and inspection views during pretraining (besides the callbacks of every run)."""
+    """Task evals, text samples, inspection views and a mixture's per-source figures during pretraining (besides
+    the callbacks of every run)."""
     return [
         TaskEval(datamodule.tokenizer, list(cfg.eval.tasks), cfg.eval.every_n_steps, cfg.eval.num_fewshot,
                  cfg.eval.limit),
         TextSamples(datamodule.tokenizer, list(cfg.samples.prompts), cfg.samples.every_n_steps,
                     cfg.samples.max_new_tokens, cfg.samples.temperature, cfg.samples.top_k, cfg.seed),
         InspectViews(datamodule.tokenizer, cfg.inspect.prompt, cfg.inspect.every_n_steps, run_dir / "inspect"),
+        MixtureMetrics(),  # a data.mixture's per-source tokens and val/test figures (nothing without one)
     ]
 
 

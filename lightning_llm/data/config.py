@@ -25,8 +25,8 @@ class SplitConfig:
 class DataConfig:
     """Where the documents come from and how they are batched.
 
-    Precedence of sources: `data_files` (local files per split), then `path` (a `datasets` hub name or
-    local dataset folder), then `corpus` (a built-in corpus).
+    Precedence of sources: `mixture` (several sources by weight, see `data.mixture`), then `data_files` (local
+    files per split), then `path` (a `datasets` hub name or local dataset folder), then `corpus` (a built-in corpus).
     """
 
     corpus: str | None = "shakespeare"
@@ -35,6 +35,7 @@ class DataConfig:
     revision: str | None = None
     data_files: dict[str, Any] | None = None
     text_column: str = "text"
+    mixture: dict[str, Any] | None = None  # {name: {weight, corpus|path|data_files, cleaning}}: data/mixture.py
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     seq_len: int = 256

@@ -8,13 +8,14 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from lightning_llm.config import from_dict
 from lightning_llm.data.config import IGNORE, DataConfig, TokenizerConfig
+from lightning_llm.data.mixture import mixture_sources
 from lightning_llm.data.packing import check_shards
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
-from lightning_llm.data.sampling import GlobalBatchSampler, RankSampler
+from lightning_llm.data.sampling import GlobalBatchSampler, MixtureBatchSampler, RankSampler
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
 from lightning_llm.errors import UserError
 from lightning_llm.paths import cache_dir
@@ -35,13 +36,15 @@ def document_positions(input_ids: np.ndarray, eos_id: int) -> np.ndarray:
 class PackedDataset(Dataset):
     """Rows of memory-mapped `.npy` shards; each item is `input_ids` [L] with `labels` [L] and the UTF-8
     byte count of each label token (`label_bytes`, for bits per byte); with `eos_id` (document masking) also
-    `position_ids` restarting at every EOS."""
+    `position_ids` restarting at every EOS; with `sources` (each file's source index, in a mixture) `source`."""
 
-    def __init__(self, files: list[Path], token_bytes: np.ndarray, eos_id: int | None = None):
+    def __init__(self, files: list[Path], token_bytes: np.ndarray, eos_id: int | None = None,
+                 sources: list[int] | None = None):
         self.shards = [np.load(f, mmap_mode="r") for f in files]
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
         self.token_bytes = token_bytes
         self.eos_id = eos_id
+        self.sources = sources
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -53,7 +56,20 @@ class PackedDataset(Dataset):
                 "label_bytes": torch.from_numpy(self.token_bytes[row[1:]].astype(np.int16))}
         if self.eos_id is not None:
             item["position_ids"] = torch.from_numpy(document_positions(row[:-1], self.eos_id))
+        if self.sources is not None:
+            item["source"] = torch.tensor(self.sources[shard])
         return item
+
+
+def interleaved(shard_rows: list[int], shard_sources: list[int]) -> list[int]:
+    """The rows of a mixture's split (each source's rows one after another) in an order where every prefix holds
+    each source's rows in proportion to its size: row j of n of a source sorts at (j + 0.5) / n."""
+    source_of_row = np.repeat(np.asarray(shard_sources), shard_rows)
+    key = np.empty(len(source_of_row))
+    for s in np.unique(source_of_row):
+        mine = np.flatnonzero(source_of_row == s)
+        key[mine] = (np.arange(len(mine)) + 0.5) / len(mine)
+    return np.argsort(key, kind="stable").tolist()
 
 
 class PaddedEval(Dataset):
@@ -82,16 +98,24 @@ def split_dataset(prepared: str | Path, split: str, tokenizer=None, eos_id: int 
         raise UserError(f"{folder} has no split {split!r} (it has {sorted(manifest['splits'])})")
     tokenizer = tokenizer or load_tokenizer(folder / "tokenizer")
     check_tokenizer(manifest, tokenizer, folder)
-    shards = [folder / "shards" / s["file"] for s in manifest["splits"][split]["shards"]]
-    return PackedDataset(shards, token_byte_lengths(tokenizer), eos_id)
+    return _split(folder, manifest, split, token_byte_lengths(tokenizer), eos_id)
+
+
+def _split(folder: Path, manifest: dict, split: str, token_bytes: np.ndarray, eos_id: int | None) -> PackedDataset:
+    shards = manifest["splits"][split]["shards"]
+    names = list(manifest.get("mixture", {}))  # a mixture's rows say their source (their shard's)
+    sources = [names.index(s["source"]) for s in shards] if names else None
+    return PackedDataset([folder / "shards" / s["file"] for s in shards], token_bytes, eos_id, sources)
 
 
 class PretrainDataModule(L.LightningDataModule):
     """Documents in, packed token batches out; usable with a plain `lightning.Trainer`.
 
-    Training batches come from a `GlobalBatchSampler`: the data order depends on `seed` only (not on
-    the number of processes), and the position is saved in checkpoints, so a resumed run neither replays
-    nor skips a batch. Under DDP, give the Trainer `use_distributed_sampler=False`: the sampler shards.
+    Training batches come from a `GlobalBatchSampler` (a mixture's from a `MixtureBatchSampler`, by weight): the
+    data order depends on `seed` only (not on the number of processes), and the position is saved in checkpoints,
+    so a resumed run neither replays nor skips a batch. Rows of a mixture carry their `source` index
+    (`source_names`); `training.callbacks.MixtureMetrics` logs each source's tokens and validation bpb. Under
+    DDP, give the Trainer `use_distributed_sampler=False`: the sampler shards.
 
     Args:
         data: where documents come from, cleaning, split, sequence length and batch size (per process).
@@ -135,9 +159,28 @@ class PretrainDataModule(L.LightningDataModule):
         eos = self.tokenizer.eos_token_id if self.data.document_mask else None
         if self.data.document_mask and eos is None:
             raise UserError("data.document_mask=true needs a tokenizer with an EOS token (the document separator)")
-        for split, info in manifest["splits"].items():
-            self.datasets[split] = PackedDataset([folder / "shards" / s["file"] for s in info["shards"]], token_bytes,
-                                                 eos)
+        for split in manifest["splits"]:
+            self.datasets[split] = _split(folder, manifest, split, token_bytes, eos)
+
+    @property
+    def source_names(self) -> list[str]:
+        """The sources of a mixture (`data.mixture`), in the order of their index in each row's `source`."""
+        return list((self.manifest or {}).get("mixture", {}))
+
+    def source_weights(self) -> list[float]:
+        """Each source's normalized weight, from `data.mixture` (weights are not part of the prepared data)."""
+        weights = {name: w for name, (w, _) in mixture_sources(self.data).items()}
+        return [weights[name] for name in self.source_names]
+
+    def train_sampler(self, start_batch: int = 0) -> GlobalBatchSampler | MixtureBatchSampler:
+        """This process's sampler of training batches, from global batch `start_batch` on."""
+        rank, world = self._rank_and_world()
+        if self.source_names:
+            rows = [self.manifest["mixture"][n]["splits"]["train"]["sequences"] for n in self.source_names]
+            return MixtureBatchSampler(rows, self.source_weights(), self.data.batch_size, rank, world, self.seed,
+                                       start_batch)
+        return GlobalBatchSampler(len(self.datasets["train"]), self.data.batch_size, rank, world, self.seed,
+                                  start_batch)
 
     @property
     def vocab_size(self) -> int:
@@ -146,10 +189,8 @@ class PretrainDataModule(L.LightningDataModule):
         return len(self.tokenizer)
 
     def train_dataloader(self) -> DataLoader:
-        rank, world = self._rank_and_world()
-        sampler = GlobalBatchSampler(len(self.datasets["train"]), self.data.batch_size, rank, world, self.seed,
-                                     start_batch=self.batches_consumed)
-        return DataLoader(self.datasets["train"], batch_sampler=sampler, **self._workers())
+        return DataLoader(self.datasets["train"], batch_sampler=self.train_sampler(self.batches_consumed),
+                          **self._workers())
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader("validation")
@@ -162,7 +203,11 @@ class PretrainDataModule(L.LightningDataModule):
         rows that count for nothing fill the last ones)."""
         rank, world = self._rank_and_world()
         sampler = RankSampler(len(self.datasets[split]), rank, world)
-        dataset = PaddedEval(self.datasets[split], sampler.padded)
+        dataset = self.datasets[split]
+        if self.source_names:  # a mixture's sources interleaved, so that limit_val_batches still sees each
+            dataset = Subset(dataset, interleaved([info["rows"] for info in self.manifest["splits"][split]["shards"]],
+                                                  dataset.sources))
+        dataset = PaddedEval(dataset, sampler.padded)
         return DataLoader(dataset, batch_size=self.data.eval_batch_size or self.data.batch_size, sampler=sampler,
                           **self._workers())
 

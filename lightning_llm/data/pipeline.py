@@ -19,9 +19,10 @@ from pathlib import Path
 import datasets
 import orjson
 
-from lightning_llm.data.cleaning.report import format_table, mass_losses
+from lightning_llm.data.cleaning.report import format_table, mass_losses, merge_reports
 from lightning_llm.data.cleaning.run import clean_corpus
 from lightning_llm.data.config import SPLITS, DataConfig, TokenizerConfig
+from lightning_llm.data.mixture import mixture_sources
 from lightning_llm.data.packing import pack, token_dtype
 from lightning_llm.data.sources import describe, fingerprint, source_readers
 from lightning_llm.data.splits import complete_splits
@@ -40,12 +41,14 @@ _MAX_TASKS = 64
 
 def prepared_dir(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) -> Path:
     """The folder that holds (or will hold) the data prepared from these configs."""
-    produced_by = {"format": FORMAT_VERSION, "source": fingerprint(data), "data": _data_key(data),
+    source = {n: fingerprint(c) for n, (_, c) in mixture_sources(data).items()} if data.mixture else fingerprint(data)
+    produced_by = {"format": FORMAT_VERSION, "source": source, "data": _data_key(data),
                    "tokenizer": asdict(tokenizer)}
     if tokenizer.path and (files := tokenizer_files_hash(tokenizer.path)):
         produced_by["tokenizer_files"] = files
     key = hashlib.sha256(json.dumps(produced_by, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    label = "files" if data.data_files else Path(data.path).name if data.path else data.corpus
+    label = ("mixture" if data.mixture else "files" if data.data_files else Path(data.path).name if data.path
+             else data.corpus)
     return Path(data_dir).expanduser() / f"{label}-{key}"
 
 
@@ -88,22 +91,39 @@ def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path) -> Path:
     start = time.perf_counter()
     datasets.disable_progress_bars()
     work = out.with_name(out.name + ".partial")
-    log.info("Preparing %s in %s", describe(data), work)
-    outputs = clean(data, work)
-    docs = complete_splits(_load_cleaned(outputs, data.split.group_by, work / "arrow"), data.split)
-    for split in SPLITS:  # the cleaned corpus, one kept document a line, for users and other tools
-        _write_corpus(docs[split], work / "corpus" / f"{split}.jsonl")
-    tok = _tokenizer(tokenizer, docs["train"])
+    # A mixture's sources are cleaned and split each in a folder of its own, under its own cleaning profile
+    sources = {name: cfg for name, (_, cfg) in mixture_sources(data).items()} if data.mixture else {"": data}
+    docs, reports = {}, {}
+    for name, cfg in sources.items():
+        where = work / "sources" / name if name else work
+        log.info("Preparing %s in %s", describe(cfg) + (f" (data.mixture.{name})" if name else ""), where)
+        outputs, reports[name] = clean(cfg, where, f"data.mixture.{name}: " if name else "")
+        docs[name] = complete_splits(_load_cleaned(outputs, data.split.group_by, where / "arrow"), data.split)
+        for split in SPLITS:  # the cleaned corpus, one kept document a line, for users and other tools
+            _write_corpus(docs[name][split], where / "corpus" / f"{split}.jsonl")
+    if data.mixture:
+        write_json(work / REPORT, merge_reports(reports))
+    tok = _tokenizer(tokenizer, [d["train"] for d in docs.values()])  # one tokenizer for every source
     tok.save_pretrained(work / "tokenizer")
     shutil.rmtree(work / "shards", ignore_errors=True)
     (work / "shards").mkdir()
-    splits = {}
-    for split in SPLITS:
-        batches = (b["text"] for b in docs[split].iter(batch_size=_BATCH))
-        splits[split] = pack(batches, tok, data.seq_len, work / "shards", split, data.shard_size)
-        if splits[split]["sequences"] == 0:
-            raise UserError(f"the {split} split has {splits[split]['tokens']} tokens, fewer than "
-                            f"data.seq_len + 1 = {data.seq_len + 1}: give it more text or lower data.seq_len")
+    splits: dict[str, dict] = {}
+    mixture: dict[str, dict] = {}
+    for name, dd in docs.items():
+        for split in SPLITS:
+            batches = (b["text"] for b in dd[split].iter(batch_size=_BATCH))
+            packed = pack(batches, tok, data.seq_len, work / "shards", f"{name}-{split}" if name else split,
+                          data.shard_size)
+            if packed["sequences"] == 0:
+                raise UserError(f"{f'data.mixture.{name}: ' if name else ''}the {split} split has "
+                                f"{packed['tokens']} tokens, fewer than data.seq_len + 1 = {data.seq_len + 1}: give "
+                                "it more text or lower data.seq_len")
+            if name:
+                packed["shards"] = [{**s, "source": name} for s in packed["shards"]]
+                mixture.setdefault(name, {"source": describe(sources[name]), "splits": {}})["splits"][split] = \
+                    {k: v for k, v in packed.items() if k != "shards"}
+            splits[split] = _add_counts(splits.get(split), packed)
+    report = json.loads((work / REPORT).read_text())
     write_json(work / MANIFEST, {
         "format": FORMAT_VERSION,
         "source": describe(data),
@@ -111,14 +131,17 @@ def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path) -> Path:
         "dtype": token_dtype(len(tok)).name,
         "tokenizer": {"hash": tokenizer_hash(tok), "vocab_size": len(tok), "eos_token_id": tok.eos_token_id},
         "splits": splits,
-        "cleaning": {k: v for k, v in json.loads((work / REPORT).read_text()).items() if k != "steps"},
+        **({"mixture": mixture} if mixture else {}),
+        "cleaning": {k: v for k, v in report.items() if k not in ("steps", "sources")},
         "config": {"data": asdict(data), "tokenizer": asdict(tokenizer)},
         "seconds": round(time.perf_counter() - start, 2),
     })
     del docs  # release the Arrow files before removing them
-    shutil.rmtree(work / "arrow", ignore_errors=True)
-    for intermediate in ("clean", "exact", "exact_kept", "minhash", "kept"):
-        shutil.rmtree(work / "cleaning" / intermediate, ignore_errors=True)
+    for name in sources:
+        where = work / "sources" / name if name else work
+        shutil.rmtree(where / "arrow", ignore_errors=True)
+        for intermediate in ("clean", "exact", "exact_kept", "minhash", "kept"):
+            shutil.rmtree(where / "cleaning" / intermediate, ignore_errors=True)
     if out.exists():
         shutil.rmtree(out)
     work.rename(out)
@@ -128,32 +151,41 @@ def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path) -> Path:
     return out
 
 
-def clean(data: DataConfig, work: Path) -> dict[str, Path]:
-    """Run the cleaning suite in `work`; returns each split's folder of cleaned JSONL files and writes
-    `cleaning_report.json` beside them."""
+def _add_counts(total: dict | None, packed: dict) -> dict:
+    """A split's counts over the sources packed so far (one source: its own)."""
+    if total is None:
+        return packed
+    return {k: total[k] + v for k, v in packed.items()}
+
+
+def clean(data: DataConfig, work: Path, where: str = "") -> tuple[dict[str, Path], dict]:
+    """Run the cleaning suite in `work`; returns each split's folder of cleaned JSONL files and the report,
+    written as `cleaning_report.json` beside them. `where` begins each error (the mixture source's key)."""
     readers = source_readers(data, work)
     tasks = data.cleaning.tasks or min(_MAX_TASKS, max(getattr(r, "num_files", 1) for r in readers.values()))
     outputs, report = clean_corpus(readers, data.cleaning, work / "cleaning", tasks, data.num_proc or os.cpu_count())
     (work / "corpus").mkdir(parents=True, exist_ok=True)
     report["warnings"] = mass_losses(report, data.cleaning.warn_drop_fraction)
     write_json(work / REPORT, report)
-    _guard(report, data.cleaning.max_drop_fraction, work / REPORT)
+    _guard(report, data.cleaning.max_drop_fraction, work / REPORT, where)
     for split in outputs:
         if report["splits"][split]["documents"] == 0:
-            raise UserError(f"the {split} split of {describe(data)} is empty after cleaning ({report['records_in']} "
+            raise UserError(f"{where}the {split} split of {describe(data)} is empty after cleaning "
+                            f"({report['records_in']} "
                             f"records in, dropped: {report['dropped']}); check the files hold text, or relax "
                             f"{_step_to_relax(report['dropped'])} (see {work / REPORT})")
     if kept := sum(step.get("eval_duplicates_kept", 0) for step in report["steps"]):
         log.warning("%d validation/test document(s) duplicate other validation/test documents (the same file "
                     "given for both splits?): kept in each, so those splits overlap (see %s)", kept, work / REPORT)
-    return outputs
+    return outputs, report
 
 
-def _guard(report: dict, max_fraction: float | None, path: Path) -> None:
+def _guard(report: dict, max_fraction: float | None, path: Path, where: str = "") -> None:
     """Warn about (or, past `max_fraction`, refuse) a step that dropped a large share of a split's text."""
     for w in report["warnings"]:
         reasons = ", ".join(f"{r} {share:.0%}" for r, share in w["reasons"].items())
-        message = (f"cleaning step '{w['step']}' dropped {w['share']:.0%} of the {w['split']} split's characters "
+        message = (f"{where}cleaning step '{w['step']}' dropped {w['share']:.0%} of the {w['split']} split's "
+                   "characters "
                    f"({reasons}); if that text is good, pick the profile for its kind (cleaning=books|docs|"
                    f"dialogue|web) or relax {_step_to_relax(w['reasons'])} (see {path})")
         if max_fraction is not None and w["share"] > max_fraction:
@@ -265,19 +297,24 @@ def _write_corpus(ds: datasets.Dataset, path: Path) -> None:
                 f.write(orjson.dumps(record) + b"\n")
 
 
-def _tokenizer(cfg: TokenizerConfig, train):
+def _tokenizer(cfg: TokenizerConfig, trains: list[datasets.Dataset]):
+    """The tokenizer of every source: `cfg.path`'s, or a BPE trained on the train splits (each source's once)."""
     if cfg.path:
         return load_tokenizer(cfg.path, cfg.trust_remote_code)
-    texts = (b["text"] for b in train.iter(batch_size=_BATCH))
+    texts = (b["text"] for train in trains for b in train.iter(batch_size=_BATCH))
     batches = (t for batch in texts for t in batch)
-    return train_bpe(batches, cfg.vocab_size, cfg.min_frequency, cfg.eos_token, length=len(train))
+    return train_bpe(batches, cfg.vocab_size, cfg.min_frequency, cfg.eos_token, length=sum(map(len, trains)))
 
 
 def _data_key(data: DataConfig) -> dict:
     """The data fields that change what is prepared (batching and workers do not)."""
     d = asdict(data)
     for k in ("batch_size", "eval_batch_size", "num_workers", "num_proc", "prepare_timeout_s", "verify",
-              "document_mask"):
+              "document_mask", "mixture"):
         d.pop(k)
     d["cleaning"].pop("executor")
+    if data.mixture:  # each source's documents and cleaning; not the weights, which only change the draw
+        for k in ("corpus", "path", "name", "revision", "data_files", "text_column", "cleaning"):
+            d.pop(k)
+        d["mixture"] = {name: _data_key(cfg) for name, (_, cfg) in mixture_sources(data).items()}
     return d

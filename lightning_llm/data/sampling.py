@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -54,3 +55,79 @@ class RankSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices)
+
+
+_STEP = 0x9E3779B97F4A7C15  # 2^64 / golden ratio: consecutive rows land evenly spread over [0, 2^64)
+_CHUNK = 1 << 22  # rows counted at once when a resume counts the draws before it
+
+
+class MixtureBatchSampler(Sampler[list[int]]):
+    """Global batches drawn from several sources by weight, deterministic and resumable, like `GlobalBatchSampler`.
+
+    Global row `i` goes to the source whose share of [0, 2^64) holds `(offset + i * 2^64/phi) mod 2^64` (a Weyl
+    sequence, seeded by `seed`): every prefix of the draw has each source's share within a few rows of its weight,
+    with no randomness to wait out, and row `i`'s source is known without replaying the ones before it. A source's
+    `j`-th draw is row `j mod n` of that source's own seeded permutation for epoch `j // n`: a small source
+    repeats (in a new order each time) while a large one goes on.
+
+    Args:
+        source_rows: each source's number of rows; the dataset holds them one source after another.
+        weights: each source's share of the draw (normalized).
+    """
+
+    def __init__(self, source_rows: list[int], weights: list[float], batch_size: int, rank: int = 0,
+                 world_size: int = 1, seed: int = 0, start_batch: int = 0):
+        if len(source_rows) != len(weights) or not source_rows or min(source_rows) <= 0 or min(weights) <= 0:
+            raise ValueError(f"every source needs rows and a weight above 0: rows {source_rows}, weights {weights}")
+        self.source_rows = np.asarray(source_rows, dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.source_rows)[:-1]])
+        w = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+        self.bounds = np.asarray([int(c * 2.0**64) for c in np.cumsum(w)[:-1]], dtype=np.uint64)
+        self.offset = np.random.default_rng(seed).integers(0, 2**63, dtype=np.uint64)
+        self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
+        self.global_batch = batch_size * world_size
+        self.batches_per_epoch = int(self.source_rows.sum()) // self.global_batch
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"{int(self.source_rows.sum())} training sequences cannot fill one global batch of "
+                             f"{self.global_batch} ({batch_size} x {world_size} processes): lower data.batch_size "
+                             "or add data")
+        self.next_batch = start_batch
+        self._perms: dict[int, tuple[int, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def sources(self, start: int, stop: int) -> np.ndarray:
+        """The source of each global row in [start, stop)."""
+        index = np.arange(start, stop, dtype=np.uint64)
+        return np.searchsorted(self.bounds, index * np.uint64(_STEP) + self.offset, side="right")
+
+    def counts(self, start: int, stop: int) -> np.ndarray:
+        """How many of the global rows in [start, stop) each source gave."""
+        total = np.zeros(len(self.source_rows), dtype=np.int64)
+        for lo in range(start, stop, _CHUNK):
+            total += np.bincount(self.sources(lo, min(stop, lo + _CHUNK)), minlength=len(total))
+        return total
+
+    def __iter__(self) -> Iterator[list[int]]:
+        first = self.next_batch
+        end = first - first % self.batches_per_epoch + self.batches_per_epoch  # Lightning's epoch ends there
+        drawn = self.counts(0, first * self.global_batch)
+        for b in range(first, end):
+            source = self.sources(b * self.global_batch, (b + 1) * self.global_batch)
+            draw = np.empty(self.global_batch, dtype=np.int64)  # each row's draw number within its source
+            for s in np.unique(source):
+                mine = source == s
+                draw[mine] = drawn[s] + np.arange(int(mine.sum()))
+                drawn[s] += int(mine.sum())
+            lo = self.rank * self.batch_size
+            self.next_batch = b + 1
+            yield [self._row(int(s), int(j)) for s, j in zip(source[lo:lo + self.batch_size],
+                                                              draw[lo:lo + self.batch_size], strict=True)]
+
+    def _row(self, source: int, draw: int) -> int:
+        epoch, position = divmod(draw, int(self.source_rows[source]))
+        if self._perms.get(source, (None,))[0] != epoch:
+            order = np.random.default_rng([self.seed, source, epoch]).permutation(int(self.source_rows[source]))
+            self._perms[source] = (epoch, order)
+        return int(self.starts[source] + self._perms[source][1][position])

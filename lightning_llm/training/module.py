@@ -156,11 +156,16 @@ class CausalLMModule(L.LightningModule):
         self.log("train/skipped_steps", float(self.skipped_steps))
         return None  # Lightning skips backward and the optimizer step
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.val_metrics.update(self.token_nats(batch), batch.get("label_bytes"), batch["labels"])
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        # the per-token nats go on to callbacks (MixtureMetrics splits them by source)
+        nats = self.token_nats(batch)
+        self.val_metrics.update(nats, batch.get("label_bytes"), batch["labels"])
+        return nats.detach()
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.test_metrics.update(self.token_nats(batch), batch.get("label_bytes"), batch["labels"])
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        nats = self.token_nats(batch)
+        self.test_metrics.update(nats, batch.get("label_bytes"), batch["labels"])
+        return nats.detach()
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)

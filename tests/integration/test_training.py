@@ -229,9 +229,13 @@ def _run_until(cmd: list[str], cwd: Path, marker: Path, timeout: float = 240) ->
 
 @pytest.mark.slow
 def test_sigkill_of_every_ddp_rank_then_resume_auto_is_exact_and_keeps_the_whole_log(corpus_dir, tmp_path):
-    common = [*tiny(corpus_dir, tmp_path), "logger=csv", "data.batch_size=16", "trainer.max_steps=40",
+    # a data mixture (two sources by weight), so the draw by weight is checked across ranks and a kill too
+    mixture = (f"data.mixture={{a: {{weight: 3, data_files: {{train: '{corpus_dir}/doc0*.txt'}}}}, "
+               f"b: {{weight: 1, data_files: {{train: '{corpus_dir}/doc[12]*.txt'}}, "
+               "cleaning: {near_dedup: null}}}")
+    common = [*tiny(corpus_dir, tmp_path), mixture, "logger=csv", "data.batch_size=16", "trainer.max_steps=40",
               "trainer.val_check_interval=20", "checkpoint.every_n_train_steps=5", "samples.max_new_tokens=1",
-              "strategy=ddp", "trainer.devices=2", "trainer.precision=32-true",
+              "strategy=ddp", "trainer.devices=2", "trainer.precision=32-true", "trainer.log_every_n_steps=1",
               "++model.config.attention_dropout=0.1"]  # training draws random numbers on every rank
     straight = llm("train", *common, f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-2000:]
@@ -248,10 +252,20 @@ def test_sigkill_of_every_ddp_rank_then_resume_auto_is_exact_and_keeps_the_whole
     assert [b[s] for s in after] == [a[s] for s in after]  # bit-identical per-step losses after the kill
     wa, wb = (load_file(d / "export" / "model.safetensors") for d in (tmp_path / "straight", run))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    tokens = [_last(d, "data/a/tokens") + _last(d, "data/b/tokens") for d in (tmp_path / "straight", run)]
+    assert tokens[0] == tokens[1] == 40 * 32 * 32  # 40 steps of 32 rows of 32 tokens, split by source
+    assert 0.72 < _last(run, "data/a/share") < 0.78
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "straight", run))
+    assert ma["val"]["a/bpb"] == mb["val"]["a/bpb"] and "b/bpb" in mb["test"]
 
     changed = llm("train", *common, "resume=auto", "data.batch_size=4", "trainer.max_steps=50",
                   f"hydra.run.dir={run}", cwd=tmp_path)
     assert changed.returncode == 2 and "trained with a global batch of 32 sequences" in changed.stderr
+
+
+def _last(run: Path, key: str) -> float:
+    """The last value of `key` in a run's CSV log."""
+    return [float(r[key]) for r in csv.DictReader((run / "csv" / "metrics.csv").open()) if r.get(key)][-1]
 
 
 def _torchrun(*args: str) -> list[str]:

@@ -79,6 +79,20 @@ def build_report(stages, outputs: dict[str, Path]) -> dict:
     }
 
 
+def merge_reports(reports: dict[str, dict]) -> dict:
+    """A mixture's report: each source's steps and drop reasons under its name ("plays: gopher quality",
+    "plays/too_short"), the totals summed, and each source's whole report under `sources`."""
+    merged: dict[str, Any] = {"records_in": 0, "documents_out": 0, "units_out": 0, "bytes_out": 0, "dropped": {},
+                              "warnings": [], "steps": [], "sources": reports}
+    for name, report in reports.items():
+        for key in ("records_in", "documents_out", "units_out", "bytes_out"):
+            merged[key] += report[key]
+        merged["dropped"].update({f"{name}/{reason}": n for reason, n in report["dropped"].items()})
+        merged["steps"] += [{**step, "step": f"{name}: {step['step']}"} for step in report["steps"]]
+        merged["warnings"] += [{**w, "step": f"{name}: {w['step']}"} for w in report.get("warnings", [])]
+    return merged
+
+
 def _add_chars(step: dict, split_losses: dict, stats: dict) -> None:
     """Units and characters dropped by reason, into the step's row and into the split's losses."""
     units = {k.removeprefix("units_dropped_"): int(v) for k, v in stats.items() if k.startswith("units_dropped_")}
@@ -156,16 +170,17 @@ def _count_docs(folder: Path) -> dict[str, int]:
 
 def format_table(report: dict) -> str:
     """The report as a small console table."""
-    rows = [f"{'step':<22}{'docs in':>10}{'docs out':>10}  dropped (reason: count)"]
+    w = max([22] + [len(s["step"]) + 2 for s in report["steps"]])
+    rows = [f"{'step':<{w}}{'docs in':>10}{'docs out':>10}  dropped (reason: count)"]
     for s in report["steps"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in dict(s["dropped"]).items()) or "-"
-        rows.append(f"{s['step']:<22}{s['documents_in']:>10,}{s['documents_out']:>10,}  {reasons}")
-    rows.append(f"{'total':<22}{report['records_in']:>10,}{report['documents_out']:>10,}  "
+        rows.append(f"{s['step']:<{w}}{s['documents_in']:>10,}{s['documents_out']:>10,}  {reasons}")
+    rows.append(f"{'total':<{w}}{report['records_in']:>10,}{report['documents_out']:>10,}  "
                 f"{report['bytes_out'] / 1e6:.2f} MB of text")
-    rules = next((s for s in report["steps"] if s["step"] == "quality rules"), None)
-    if rules:
+    for rules in (s for s in report["steps"] if s["step"].endswith("quality rules")):
         profiles = {k.removeprefix("profile_"): v for k, v in rules.items() if k.startswith("profile_")}
-        rows.append("profiles: " + ", ".join(f"{k} {v:,} documents" for k, v in profiles.items()))
+        source = rules["step"].removesuffix("quality rules")  # "plays: " in a mixture's report
+        rows.append(f"{source}profiles: " + ", ".join(f"{k} {v:,} documents" for k, v in profiles.items()))
         if rules.get("units_dropped") or rules.get("units", 0) > rules["documents_in"]:
             dropped = ", ".join(f"{k}: {v}" for k, v in rules.get("units_dropped", {}).items()) or "none"
             rows.append(f"units judged: {rules.get('units', 0):,}; units dropped: {dropped}")
