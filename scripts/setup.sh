@@ -13,5 +13,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
   .venv/bin/python -m pip install -q -e ".[test]"
+  # LitData (streaming) without its torchvision requirement, which would pull a CUDA build of torch
+  .venv/bin/python -m pip install -q --no-deps "litdata>=0.2.76,<0.3"
   echo "$want" > "$stamp"
 fi

@@ -11,11 +11,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from lightning_llm.config import from_dict
+from lightning_llm.data import streaming
 from lightning_llm.data.config import IGNORE, DataConfig, TokenizerConfig
 from lightning_llm.data.mixture import mixture_sources
 from lightning_llm.data.packing import check_shards
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
 from lightning_llm.data.sampling import GlobalBatchSampler, MixtureBatchSampler, RankSampler
+from lightning_llm.data.streaming import is_url
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
 from lightning_llm.errors import UserError
 from lightning_llm.paths import cache_dir
@@ -72,6 +74,21 @@ def interleaved(shard_rows: list[int], shard_sources: list[int]) -> list[int]:
     return np.argsort(key, kind="stable").tolist()
 
 
+class RowCollate:
+    """Streamed rows (seq_len + 1 tokens each) into the batch `PackedDataset` items would make."""
+
+    def __init__(self, token_bytes: np.ndarray, eos_id: int | None = None):
+        self.token_bytes, self.eos_id = token_bytes, eos_id
+
+    def __call__(self, rows: list) -> dict[str, torch.Tensor]:
+        batch = np.stack([np.asarray(r) for r in rows]).astype(np.int64)
+        out = {"input_ids": torch.from_numpy(batch[:, :-1].copy()), "labels": torch.from_numpy(batch[:, 1:].copy()),
+               "label_bytes": torch.from_numpy(self.token_bytes[batch[:, 1:]].astype(np.int16))}
+        if self.eos_id is not None:
+            out["position_ids"] = torch.from_numpy(np.stack([document_positions(r[:-1], self.eos_id) for r in batch]))
+        return out
+
+
 class PaddedEval(Dataset):
     """`dataset` followed by padding rows (labels `IGNORE`, no bytes) up to `length`, for `RankSampler`."""
 
@@ -120,7 +137,10 @@ class PretrainDataModule(L.LightningDataModule):
     Args:
         data: where documents come from, cleaning, split, sequence length and batch size (per process).
         tokenizer: train a BPE (`vocab_size`) or load one (`path`).
-        data_dir: where prepared data is cached (default: the user cache folder).
+        data_dir: where prepared data is cached (default: the user cache folder), or an object-store URL
+            (s3://bucket/prefix, gs://, r2://) to prepare the data there once and stream it (LitData; see
+            `data.streaming`): the rows are then shuffled by LitData (by chunk, seeded) and split across processes
+            and workers by it, and its loader's state resumes mid-epoch.
         seed: seeds the order of training batches.
     """
 
@@ -130,7 +150,9 @@ class PretrainDataModule(L.LightningDataModule):
         super().__init__()
         self.data = from_dict(DataConfig, data, "data")
         self.tokenizer_cfg = from_dict(TokenizerConfig, tokenizer, "tokenizer")
-        self.data_dir = Path(data_dir) if data_dir else cache_dir() / "prepared"
+        self.url = str(data_dir).rstrip("/") if is_url(data_dir) else None
+        # a streamed run builds its data in the local cache before publishing it to the URL
+        self.data_dir = Path(data_dir) if data_dir and not self.url else cache_dir() / "prepared"
         self.seed = seed
         self.batches_consumed = 0  # training batches that reached a training step, across epochs
         self.tokenizer = None
@@ -139,28 +161,60 @@ class PretrainDataModule(L.LightningDataModule):
         self.datasets: dict[str, PackedDataset] = {}
 
     def prepare_data(self) -> None:
-        if not self._prepared:  # the Trainer calls it again for each fit/validate/test
+        if self._prepared:  # the Trainer calls it again for each fit/validate/test
+            return
+        if self.url:
+            self._prepare_remote()
+        else:
             prepare(self.data, self.tokenizer_cfg, self.data_dir)
-            self._prepared = True
+        self._prepared = True
+
+    def _prepare_remote(self) -> None:
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        if self.data.mixture:
+            raise UserError("data.mixture cannot stream from an object store yet: prepare the mixture in a local or "
+                            "shared folder (paths.data_dir=/path), or stream one source")
+        url = self.stream_url
+        streaming.check_bucket(url)
+        if not streaming.exists(url):
+            if rank_zero_only.rank == 0:  # one process builds and publishes; the others wait for its manifest
+                folder = prepare(self.data, self.tokenizer_cfg, self.data_dir)
+                streaming.publish(folder, url, read_manifest(folder))
+            else:
+                streaming.wait_for(url, self.data.prepare_timeout_s)
+        streaming.fetch_meta(url, self.prepared_dir)
 
     @property
     def prepared_dir(self) -> Path:
-        return prepared_dir(self.data, self.tokenizer_cfg, self.data_dir)
+        """The prepared folder (streamed data: the local copy of its manifest and tokenizer)."""
+        local = prepared_dir(self.data, self.tokenizer_cfg, self.data_dir)
+        return cache_dir() / "streamed" / local.name if self.url else local
+
+    @property
+    def stream_url(self) -> str | None:
+        """Where the prepared data is streamed from (`data_dir` was a URL), else None."""
+        return f"{self.url}/{self.prepared_dir.name}" if self.url else None
 
     def setup(self, stage: str | None = None) -> None:
         if self.manifest is not None:
             return
         folder = self.prepared_dir
+        if self.url:
+            streaming.fetch_meta(self.stream_url, folder)
         self.manifest = manifest = read_manifest(folder)
-        check_shards(folder, manifest, self.data.verify)
+        if not self.url:
+            check_shards(folder, manifest, self.data.verify)
         self.tokenizer = load_tokenizer(folder / "tokenizer")
         check_tokenizer(manifest, self.tokenizer, folder)
         token_bytes = token_byte_lengths(self.tokenizer)
         eos = self.tokenizer.eos_token_id if self.data.document_mask else None
         if self.data.document_mask and eos is None:
             raise UserError("data.document_mask=true needs a tokenizer with an EOS token (the document separator)")
+        self._collate = RowCollate(token_bytes, eos)
         for split in manifest["splits"]:
-            self.datasets[split] = _split(folder, manifest, split, token_bytes, eos)
+            if not self.url:  # streamed splits are opened by their dataloader (see _stream)
+                self.datasets[split] = _split(folder, manifest, split, token_bytes, eos)
 
     @property
     def source_names(self) -> list[str]:
@@ -189,6 +243,9 @@ class PretrainDataModule(L.LightningDataModule):
         return len(self.tokenizer)
 
     def train_dataloader(self) -> DataLoader:
+        if self.url:  # LitData's loader: Lightning saves its state in checkpoints and restores it on resume
+            return streaming.loader(self._stream("train"), self.data.batch_size, self.data.num_workers,
+                                    self._collate, drop_last=True)
         return DataLoader(self.datasets["train"], batch_sampler=self.train_sampler(self.batches_consumed),
                           **self._workers())
 
@@ -201,6 +258,9 @@ class PretrainDataModule(L.LightningDataModule):
     def eval_dataloader(self, split: str) -> DataLoader:
         """Every sequence of `split` once, sharded across processes, each process given as many rows (padding
         rows that count for nothing fill the last ones)."""
+        if self.url:  # LitData gives each process its share of the split
+            return streaming.loader(self._stream(split), self.data.eval_batch_size or self.data.batch_size,
+                                    self.data.num_workers, self._collate, drop_last=False)
         rank, world = self._rank_and_world()
         sampler = RankSampler(len(self.datasets[split]), rank, world)
         dataset = self.datasets[split]
@@ -210,6 +270,12 @@ class PretrainDataModule(L.LightningDataModule):
         dataset = PaddedEval(dataset, sampler.padded)
         return DataLoader(dataset, batch_size=self.data.eval_batch_size or self.data.batch_size, sampler=sampler,
                           **self._workers())
+
+    def _stream(self, split: str):
+        # Opened here, not in setup(): LitData reads the process group when a dataset is made, and setup() runs
+        # before the Trainer starts the processes' group (llm-train prepares and sets up the data first)
+        return streaming.streaming_dataset(self.stream_url, split, self.prepared_dir / "chunks",
+                                           shuffle=split == "train", seed=self.seed, drop_last=split == "train")
 
     def _workers(self) -> dict:
         # A generator of its own: a DataLoader otherwise draws its workers' base seed from the global RNG each
