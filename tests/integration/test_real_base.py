@@ -176,7 +176,7 @@ def test_the_recipe_defaults_fine_tune_the_real_base_without_wrecking_its_langua
     rises over the base's and the reference text's bits per byte stay within the warning threshold."""
     run = tmp_path / "run"
     proc = llm("train", "recipe=qa", f"init_from={base}", "trainer.max_steps=16",
-               "data.max_examples={train:1000,validation:16,test:64}", "finetune.eval.max_examples=64",
+               "data.max_examples={train:1000,validation:16,test:40}", "finetune.eval.max_examples=40",
                "finetune.forgetting.max_bytes=8000", "logger=csv", f"trainer.precision={BF16}",
                f"hydra.run.dir={run}", cwd=tmp_path, timeout=900)  # ~4 min here: a real base on 2 cores
     assert proc.returncode == 0, proc.stderr[-3000:]
