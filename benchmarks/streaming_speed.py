@@ -28,8 +28,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(data_dir: str, run: Path, steps: int, cache: Path) -> dict:
+def _train(data_dir: str, run: Path, steps: int, cache: Path, workers: int) -> dict:
     cmd = [sys.executable, "-m", "lightning_llm.cli.train", "logger=csv", f"paths.data_dir={data_dir}",
+           f"data.num_workers={workers}",
            "trainer.max_time=null", f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
            f"checkpoint.every_n_train_steps={steps}", "samples.every_n_steps=0", f"hydra.run.dir={run}"]
     env = {**os.environ, "LIGHTNING_LLM_CACHE": str(cache)}
@@ -43,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--bucket", default="bench")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of both runs")
     parser.add_argument("--no-server", action="store_true", help="use AWS_ENDPOINT_URL's server as it is")
     args = parser.parse_args()
     server = None
@@ -68,13 +70,14 @@ def main() -> None:
             rows = []
             for name, data_dir, cache in (("memmap (local .npy)", str(tmp / "prepared"), tmp),
                                           (f"LitData from {url}", url, tmp / "cold")):
-                metrics = _train(data_dir, tmp / name.split()[0], args.steps, cache)
+                metrics = _train(data_dir, tmp / name.split()[0], args.steps, cache, args.num_workers)
                 rows.append((name, metrics["perf"]["tokens_per_s"], metrics["val"]["bpb"]))
     finally:
         if server is not None:
             server.stop()
     base = rows[0][1]
-    print(f"\nDefault recipe, {args.steps} steps each, one process, {os.cpu_count()} CPU threads\n")
+    print(f"\nDefault recipe, {args.steps} steps each, one process, {os.cpu_count()} CPU threads, "
+          f"data.num_workers={args.num_workers}\n")
     print("| data path | tokens/s | vs memmap | val bpb |")
     print("|---|---|---|---|")
     for name, tps, bpb in rows:
