@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from lightning_llm.config import from_dict
 from lightning_llm.data import streaming
@@ -53,14 +53,21 @@ class PackedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         shard = int(np.searchsorted(self.offsets, index, side="right")) - 1
-        row = np.asarray(self.shards[shard][index - self.offsets[shard]], dtype=np.int64)
-        item = {"input_ids": torch.from_numpy(row[:-1]), "labels": torch.from_numpy(row[1:]),
-                "label_bytes": torch.from_numpy(self.token_bytes[row[1:]].astype(np.int16))}
-        if self.eos_id is not None:
-            item["position_ids"] = torch.from_numpy(document_positions(row[:-1], self.eos_id))
+        item = row_item(self.shards[shard][index - self.offsets[shard]], self.token_bytes, self.eos_id)
         if self.sources is not None:
             item["source"] = torch.tensor(self.sources[shard])
         return item
+
+
+def row_item(row: np.ndarray, token_bytes: np.ndarray, eos_id: int | None = None) -> dict[str, torch.Tensor]:
+    """One packed row (seq_len + 1 tokens) as a training item: inputs, labels, label bytes, and with `eos_id`
+    position ids restarting at every EOS (memmapped and streamed rows alike)."""
+    row = np.asarray(row, dtype=np.int64)
+    item = {"input_ids": torch.from_numpy(row[:-1]), "labels": torch.from_numpy(row[1:]),
+            "label_bytes": torch.from_numpy(token_bytes[row[1:]].astype(np.int16))}
+    if eos_id is not None:
+        item["position_ids"] = torch.from_numpy(document_positions(row[:-1], eos_id))
+    return item
 
 
 def interleaved(shard_rows: list[int], shard_sources: list[int]) -> list[int]:
@@ -81,12 +88,7 @@ class RowCollate:
         self.token_bytes, self.eos_id = token_bytes, eos_id
 
     def __call__(self, rows: list) -> dict[str, torch.Tensor]:
-        batch = np.stack([np.asarray(r) for r in rows]).astype(np.int64)
-        out = {"input_ids": torch.from_numpy(batch[:, :-1].copy()), "labels": torch.from_numpy(batch[:, 1:].copy()),
-               "label_bytes": torch.from_numpy(self.token_bytes[batch[:, 1:]].astype(np.int16))}
-        if self.eos_id is not None:
-            out["position_ids"] = torch.from_numpy(np.stack([document_positions(r[:-1], self.eos_id) for r in batch]))
-        return out
+        return default_collate([row_item(r, self.token_bytes, self.eos_id) for r in rows])
 
 
 class PaddedEval(Dataset):

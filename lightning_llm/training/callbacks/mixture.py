@@ -25,6 +25,7 @@ class MixtureMetrics(L.Callback):
         self._metrics: dict[str, list[LanguageModelMetrics]] = {}
         self._rows = np.zeros(0, dtype=np.int64)
         self._counted = 0  # global rows counted into _rows
+        self._sampler = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
@@ -32,14 +33,15 @@ class MixtureMetrics(L.Callback):
         if not self.names:
             return
         self._metrics = {prefix: [LanguageModelMetrics() for _ in self.names] for prefix in ("val", "test")}
-        self._rows, self._counted = np.zeros(len(self.names), dtype=np.int64), 0
+        self._rows, self._counted, self._sampler = np.zeros(len(self.names), dtype=np.int64), 0, None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if not self.names:
             return
-        datamodule = trainer.datamodule
-        sampler = datamodule.train_sampler()
-        rows = datamodule.batches_consumed * sampler.global_batch
+        if self._sampler is None:  # the draw is a function of the global row: one sampler answers for the run
+            self._sampler = trainer.datamodule.train_sampler()
+        sampler = self._sampler
+        rows = trainer.datamodule.batches_consumed * sampler.global_batch
         if rows < self._counted:  # a resume behind what was counted: count again from the start
             self._rows[:], self._counted = 0, 0
         self._rows += sampler.counts(self._counted, rows)
