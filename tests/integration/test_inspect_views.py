@@ -4,6 +4,7 @@ draws something; the training callback writes the views at its interval."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -110,7 +111,10 @@ def test_the_attention_and_lens_pages_answer_a_pointer_in_headless_chromium(tiny
         assert chrome.js("getComputedStyle(document.getElementById('tip')).display") == "none"
         chrome.hover('table.lens td[data-l="1"][data-p="5"]')
         tip = chrome.js("document.getElementById('tip').textContent")
-        assert tip.startswith("layer 1, after ") and tip.count("%") == 5  # the top 5 guesses there
+        header, *guesses = tip.split("\n")
+        assert header.startswith("layer 1, after ")
+        # the top 5 guesses there, one per line: "  0.4%  <token>" (a guess may itself be "%")
+        assert len(guesses) == 5 and all(re.match(r"\s*\d+(\.\d+)?%\s", g) for g in guesses), tip
         shot = Image.open(io.BytesIO(chrome.screenshot())).convert("L")
         assert sum(p < 128 for p in shot.getdata()) > 0.002 * shot.width * shot.height  # text drawn, not blank
         assert chrome.problems(lens) == []
