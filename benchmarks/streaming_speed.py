@@ -1,21 +1,25 @@
 """Streaming from an S3 server against the memmap path: the default recipe's training tokens/s, side by side in one
 run (the same data, model and steps; only `paths.data_dir` differs).
 
-    python -m benchmarks.streaming_speed                 # a moto S3 server on localhost, 600 steps each
-    python -m benchmarks.streaming_speed --steps 300
+    python -m benchmarks.streaming_speed                 # a moto S3 server on localhost, 3 x 300 steps each
+    python -m benchmarks.streaming_speed --steps 600 --repeats 1
     AWS_ENDPOINT_URL=... python -m benchmarks.streaming_speed --bucket mine --no-server   # a server of your own
 
-Each run is an `llm-train` process (`trainer.max_time=null`, a fixed number of steps, CSV logger); tokens/s is its
-`perf.tokens_per_s` (training steps only, evaluation left out). The streamed run publishes the data first (not
-timed) and then streams it cold from the server.
+Each run is an `llm-train` process (`trainer.max_time=null`, a fixed number of steps, CSV logger). Its tokens/s is
+the whole run's: every `perf/tokens_per_s` window of its metrics.csv but the first (start-up), harmonic mean, i.e.
+tokens over training time with evaluation left out. The runs alternate (memmap, stream, memmap, ...) so that a
+machine's drift hits both; the table gives each path's median and every pair's ratio. The data is published once
+(not timed); every streamed run starts from an empty local cache, i.e. streams cold from the server.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,19 +41,28 @@ def _train(data_dir: str, run: Path, steps: int, cache: Path, workers: int) -> d
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"error: {' '.join(cmd[2:])} failed:\n{proc.stderr[-2000:]}")
-    return json.loads((run / "metrics.json").read_text())
+    with open(run / "csv" / "metrics.csv") as f:
+        windows = [float(r["perf/tokens_per_s"]) for r in csv.DictReader(f) if r.get("perf/tokens_per_s")]
+    # equal windows of steps, so the harmonic mean is tokens over time; the first holds the start-up
+    tokens_per_s = statistics.harmonic_mean(windows[1:] or windows)
+    return tokens_per_s, json.loads((run / "metrics.json").read_text())["val"]["bpb"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each path, alternating")
     parser.add_argument("--bucket", default="bench")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of both runs")
     parser.add_argument("--no-server", action="store_true", help="use AWS_ENDPOINT_URL's server as it is")
     args = parser.parse_args()
     server = None
     if not args.no_server:
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
         port = _free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -63,25 +76,33 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             url = f"s3://{args.bucket}/prepared"
-            prep = subprocess.run([sys.executable, "-m", "lightning_llm.cli.prepare", f"paths.data_dir={url}"],
+            prep = subprocess.run([sys.executable, "-m", "lightning_llm.cli.prepare", f"paths.data_dir={url}",
+                                   f"hydra.run.dir={tmp}"],  # its prepare.log there, not in the working folder
                                   capture_output=True, text=True, env={**os.environ, "LIGHTNING_LLM_CACHE": str(tmp)})
             if prep.returncode != 0:
                 sys.exit(f"error: llm-prepare to {url} failed:\n{prep.stderr[-2000:]}")
-            rows = []
-            for name, data_dir, cache in (("memmap (local .npy)", str(tmp / "prepared"), tmp),
-                                          (f"LitData from {url}", url, tmp / "cold")):
-                metrics = _train(data_dir, tmp / name.split()[0], args.steps, cache, args.num_workers)
-                rows.append((name, metrics["perf"]["tokens_per_s"], metrics["val"]["bpb"]))
+            runs: dict[str, list[tuple[float, float]]] = {}
+            for repeat in range(args.repeats):
+                for name, data_dir in (("memmap (local .npy)", str(tmp / "prepared")),
+                                       (f"LitData from {url}", url)):
+                    cache = tmp if data_dir != url else tmp / f"cold-{repeat}"
+                    run = tmp / f"{name.split()[0]}-{repeat}"
+                    runs.setdefault(name, []).append(_train(data_dir, run, args.steps, cache, args.num_workers))
     finally:
         if server is not None:
             server.stop()
-    base = rows[0][1]
-    print(f"\nDefault recipe, {args.steps} steps each, one process, {os.cpu_count()} CPU threads, "
-          f"data.num_workers={args.num_workers}\n")
-    print("| data path | tokens/s | vs memmap | val bpb |")
-    print("|---|---|---|---|")
-    for name, tps, bpb in rows:
-        print(f"| {name} | {tps:,.0f} | {tps / base:.2f}x | {bpb:.4f} |")
+    mem_runs, stream_runs = runs.values()
+    base = statistics.median(t for t, _ in mem_runs)
+    print(f"\nDefault recipe, {args.steps} steps a run, {args.repeats} runs each (alternating), one process, "
+          f"{os.cpu_count()} CPU threads, data.num_workers={args.num_workers}\n")
+    print("| data path | tokens/s (median) | vs memmap | every run's tokens/s | val bpb |")
+    print("|---|---|---|---|---|")
+    for name, rs in runs.items():
+        median = statistics.median(t for t, _ in rs)
+        print(f"| {name} | {median:,.0f} | {median / base:.2f}x | {', '.join(f'{t:,.0f}' for t, _ in rs)} | "
+              f"{rs[0][1]:.4f} |")
+    ratios = [s / m for (s, _), (m, _) in zip(stream_runs, mem_runs, strict=True)]
+    print(f"\nstream / memmap, run by run: {', '.join(f'{r:.2f}x' for r in ratios)}")
 
 
 if __name__ == "__main__":

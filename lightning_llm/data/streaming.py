@@ -170,6 +170,32 @@ def wait_for(url: str, timeout_s: float) -> None:
 
 
 def loader(dataset: Any, batch_size: int, num_workers: int, collate_fn: Any, drop_last: bool) -> Any:
-    """LitData's `StreamingDataLoader` over a streamed split (stateful: resumable mid-epoch)."""
-    return _litdata().StreamingDataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                                          collate_fn=collate_fn, drop_last=drop_last)
+    """LitData's `StreamingDataLoader` over a streamed split (stateful: resumable mid-epoch), made to resume across
+    epochs too (see `_epoch_loader`)."""
+    return _epoch_loader()(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn,
+                           drop_last=drop_last)
+
+
+_LOADER: type | None = None
+
+
+def _epoch_loader() -> type:
+    """`StreamingDataLoader` that starts a fresh epoch after a resumed one even when the resumed epoch's iterator
+    was not run to its end.
+
+    LitData clears its "resuming" flag only when an epoch's generator runs out; Lightning takes `len(loader)`
+    batches and never asks for the one past the end. So after a resume, the next epoch replayed the restored state
+    instead of shuffling a new epoch (LitData 0.2.76; one or two processes alike): a resumed run drew other rows than
+    the uninterrupted one from the first epoch boundary on."""
+    global _LOADER
+    if _LOADER is None:
+        base = _litdata().StreamingDataLoader
+
+        class EpochResumingLoader(base):
+            def __iter__(self):
+                if self.restore and self._num_samples_yielded_streaming >= len(self) * self.batch_size:
+                    self.restore = False  # the resumed epoch was used up: LitData's own epoch transition follows
+                return super().__iter__()
+
+        _LOADER = EpochResumingLoader
+    return _LOADER
