@@ -17,6 +17,7 @@ from lightning_llm.data.mixture import mixture_sources
 from lightning_llm.data.packing import check_shards
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
 from lightning_llm.data.sampling import GlobalBatchSampler, MixtureBatchSampler, RankSampler
+from lightning_llm.data.streamed_mixture import StreamedMixtureEval, StreamedMixtureRows
 from lightning_llm.data.streaming import is_url
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
 from lightning_llm.errors import UserError
@@ -87,8 +88,11 @@ class RowCollate:
     def __init__(self, token_bytes: np.ndarray, eos_id: int | None = None):
         self.token_bytes, self.eos_id = token_bytes, eos_id
 
+    def item(self, row: np.ndarray) -> dict[str, torch.Tensor]:
+        return row_item(row, self.token_bytes, self.eos_id)
+
     def __call__(self, rows: list) -> dict[str, torch.Tensor]:
-        return default_collate([row_item(r, self.token_bytes, self.eos_id) for r in rows])
+        return default_collate([self.item(r) for r in rows])
 
 
 class PaddedEval(Dataset):
@@ -174,9 +178,10 @@ class PretrainDataModule(L.LightningDataModule):
     def _prepare_remote(self) -> None:
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-        if self.data.mixture:
-            raise UserError("data.mixture cannot stream from an object store yet: prepare the mixture in a local or "
-                            "shared folder (paths.data_dir=/path), or stream one source")
+        if self.data.mixture and self.data.num_workers:
+            raise UserError(f"data.num_workers={self.data.num_workers}: a mixture streamed from an object store is "
+                            "read in the training process; set data.num_workers=0 (or prepare it in a local or "
+                            "shared folder, paths.data_dir=/path)")
         url = self.stream_url
         streaming.check_bucket(url)
         if not streaming.exists(url):
@@ -245,6 +250,10 @@ class PretrainDataModule(L.LightningDataModule):
         return len(self.tokenizer)
 
     def train_dataloader(self) -> DataLoader:
+        if self.url and self.source_names:  # each source streamed, drawn by weight; resumes from batches_consumed
+            rows = StreamedMixtureRows([self._stream(f"train/{n}") for n in self.source_names],
+                                       self.train_sampler(), self._collate.item, self.batches_consumed)
+            return DataLoader(rows, batch_size=self.data.batch_size)
         if self.url:  # LitData's loader: Lightning saves its state in checkpoints and restores it on resume
             return streaming.loader(self._stream("train"), self.data.batch_size, self.data.num_workers,
                                     self._collate, drop_last=True)
@@ -260,6 +269,11 @@ class PretrainDataModule(L.LightningDataModule):
     def eval_dataloader(self, split: str) -> DataLoader:
         """Every sequence of `split` once, sharded across processes, each process given as many rows (padding
         rows that count for nothing fill the last ones)."""
+        if self.url and self.source_names:
+            rows = StreamedMixtureEval({i: self._stream(f"{split}/{n}") for i, n in enumerate(self.source_names)
+                                        if self.manifest["mixture"][n]["splits"][split]["sequences"]},
+                                       self._collate.item)
+            return DataLoader(rows, batch_size=self.data.eval_batch_size or self.data.batch_size)
         if self.url:  # LitData gives each process its share of the split
             return streaming.loader(self._stream(split), self.data.eval_batch_size or self.data.batch_size,
                                     self.data.num_workers, self._collate, drop_last=False)
@@ -276,8 +290,9 @@ class PretrainDataModule(L.LightningDataModule):
     def _stream(self, split: str):
         # Opened here, not in setup(): LitData reads the process group when a dataset is made, and setup() runs
         # before the Trainer starts the processes' group (llm-train prepares and sets up the data first)
-        return streaming.streaming_dataset(self.stream_url, split, self.prepared_dir / "chunks",
-                                           shuffle=split == "train", seed=self.seed, drop_last=split == "train")
+        train = split.split("/")[0] == "train"
+        return streaming.streaming_dataset(self.stream_url, split, self.prepared_dir / "chunks", shuffle=train,
+                                           seed=self.seed, drop_last=train)
 
     def _workers(self) -> dict:
         # A generator of its own: a DataLoader otherwise draws its workers' base seed from the global RNG each

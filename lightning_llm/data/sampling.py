@@ -99,8 +99,25 @@ class MixtureBatchSampler(Sampler[list[int]]):
 
     def sources(self, start: int, stop: int) -> np.ndarray:
         """The source of each global row in [start, stop)."""
-        index = np.arange(start, stop, dtype=np.uint64)
-        return np.searchsorted(self.bounds, index * np.uint64(_STEP) + self.offset, side="right")
+        return self.sources_of(np.arange(start, stop, dtype=np.uint64))
+
+    def sources_of(self, rows: np.ndarray) -> np.ndarray:
+        """The source of each of the global rows `rows`."""
+        return np.searchsorted(self.bounds, rows.astype(np.uint64) * np.uint64(_STEP) + self.offset, side="right")
+
+    def rank_rows(self, start_batch: int, stop_batch: int) -> np.ndarray:
+        """The global rows this process takes in global batches [start_batch, stop_batch), in order."""
+        batches = np.arange(start_batch, stop_batch, dtype=np.int64)[:, None] * self.global_batch
+        return (batches + self.rank * self.batch_size + np.arange(self.batch_size)).ravel()
+
+    def rank_counts(self, stop_batch: int) -> np.ndarray:
+        """How many rows this process drew from each source in global batches [0, stop_batch)."""
+        total = np.zeros(len(self.source_rows), dtype=np.int64)
+        step = max(1, _CHUNK // self.batch_size)
+        for lo in range(0, stop_batch, step):
+            total += np.bincount(self.sources_of(self.rank_rows(lo, min(stop_batch, lo + step))),
+                                 minlength=len(total))
+        return total
 
     def counts(self, start: int, stop: int) -> np.ndarray:
         """How many of the global rows in [start, stop) each source gave."""

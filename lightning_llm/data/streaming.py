@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -90,34 +91,39 @@ def exists(url: str) -> bool:
 
 
 def publish(folder: Path, url: str, manifest: dict, chunk_bytes: str = "64MB") -> None:
-    """Write the prepared `folder` to `url` as LitData optimized datasets (one per split: each packed row an item,
-    in the shards' order), then its tokenizer, cleaning report and, last, its manifest."""
+    """Write the prepared `folder` to `url` as LitData optimized datasets (one per split, `<url>/<split>/`; a
+    mixture's one per split and source, `<url>/<split>/<source>/`: each packed row an item, in the shards' order),
+    then its tokenizer, cleaning report and, last, its manifest."""
     _litdata()
-    import shutil
-
     from litdata.streaming.writer import BinaryWriter
     from litdata.utilities.env import _DistributedEnv
 
     start = time.perf_counter()
     fs = _fs(url)
     staging = folder / "litdata"
+    sources = list(manifest.get("mixture", {})) or [None]  # a mixture: one dataset per source and split
     for split in SPLITS:
-        # LitData's own chunk writer, in this process (its `optimize` would start worker processes for a copy)
-        shutil.rmtree(staging / split, ignore_errors=True)
-        writer = BinaryWriter(str(staging / split), chunk_bytes=chunk_bytes)
-        # one writer for the whole split: inside a multi-process job LitData would otherwise wait for the other
-        # ranks' chunk indexes, which never come (only one process publishes)
-        writer._distributed_env = _DistributedEnv(world_size=1, global_rank=0, num_nodes=1)
-        index = 0
-        for info in manifest["splits"][split]["shards"]:
-            rows = np.load(folder / "shards" / info["file"], mmap_mode="r")
-            for i in range(len(rows)):
-                writer.add_item(index, np.ascontiguousarray(rows[i]))
-                index += 1
-        writer.done()
-        writer.merge()
-        for path in sorted((staging / split).iterdir()):
-            fs.upload_file(str(path), f"{url}/{split}/{path.name}")
+        for source in sources:
+            where = f"{split}/{source}" if source else split
+            shards = [info for info in manifest["splits"][split]["shards"] if info.get("source") == source]
+            if source and not sum(info["rows"] for info in shards):
+                continue  # a source without rows in this split (its evaluation leaves it out)
+            # LitData's own chunk writer, in this process (its `optimize` would start worker processes for a copy)
+            shutil.rmtree(staging / where, ignore_errors=True)
+            writer = BinaryWriter(str(staging / where), chunk_bytes=chunk_bytes)
+            # one writer for the whole split: inside a multi-process job LitData would otherwise wait for the other
+            # ranks' chunk indexes, which never come (only one process publishes)
+            writer._distributed_env = _DistributedEnv(world_size=1, global_rank=0, num_nodes=1)
+            index = 0
+            for info in shards:
+                rows = np.load(folder / "shards" / info["file"], mmap_mode="r")
+                for i in range(len(rows)):
+                    writer.add_item(index, np.ascontiguousarray(rows[i]))
+                    index += 1
+            writer.done()
+            writer.merge()
+            for path in sorted((staging / where).iterdir()):
+                fs.upload_file(str(path), f"{url}/{where}/{path.name}")
     shutil.rmtree(staging, ignore_errors=True)
     for name in _TOKENIZER_FILES:
         if (folder / "tokenizer" / name).exists():
@@ -135,27 +141,35 @@ def fetch_meta(url: str, into: Path) -> Path:
     if not fs.exists(f"{url}/{MANIFEST}"):
         raise UserError(f"{url} has no {MANIFEST}: prepare it there first (llm-prepare paths.data_dir=<the parent "
                         "URL>, or llm-train with the same data config)")
-    partial = into.with_name(into.name + ".partial")
+    # a folder of this process's own: the processes of a job fetch at once, and the first to finish wins
+    partial = into.with_name(f"{into.name}.partial-{os.getpid()}")
     (partial / "tokenizer").mkdir(parents=True, exist_ok=True)
     for name in _TOKENIZER_FILES:
         if fs.exists(f"{url}/tokenizer/{name}"):
             fs.download_file(f"{url}/tokenizer/{name}", str(partial / "tokenizer" / name))
     fs.download_file(f"{url}/{_REPORT}", str(partial / _REPORT))
     fs.download_file(f"{url}/{MANIFEST}", str(partial / MANIFEST))
-    if into.exists():
-        import shutil
-
-        shutil.rmtree(into)
-    partial.rename(into)
+    try:
+        partial.rename(into)
+    except OSError:
+        if (into / MANIFEST).exists():  # another process put its copy there first (the same files)
+            shutil.rmtree(partial, ignore_errors=True)
+        else:  # a leftover without a manifest
+            shutil.rmtree(into)
+            partial.rename(into)
     return into
 
 
 def streaming_dataset(url: str, split: str, cache: Path, shuffle: bool, seed: int, drop_last: bool) -> Any:
-    """One split as a LitData `StreamingDataset` of rows (uint16/uint32 arrays of seq_len + 1 tokens)."""
+    """One split (a mixture's: `<split>/<source>`) as a LitData `StreamingDataset` of rows (uint16/uint32 arrays of
+    seq_len + 1 tokens)."""
     litdata = _litdata()
     cache.mkdir(parents=True, exist_ok=True)
+    # item_shuffle_window=0: a full permutation of each chunk's rows. LitData's default shuffles blocks of 256
+    # consecutive rows and then within each, so a batch held rows from one stretch of a few documents (packed rows
+    # keep the documents' order): the default recipe ended 0.13 bpb worse than the memmap path's global permutation.
     return litdata.StreamingDataset(f"{url}/{split}", cache_dir=str(cache), shuffle=shuffle, seed=seed,
-                                    drop_last=drop_last)
+                                    drop_last=drop_last, item_shuffle_window=0)
 
 
 def wait_for(url: str, timeout_s: float) -> None:

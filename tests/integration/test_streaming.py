@@ -94,24 +94,61 @@ dist.init_process_group("gloo")
 dm = PretrainDataModule(json.loads(sys.argv[1]), {"vocab_size": 300}, sys.argv[2])
 dm.prepare_data()
 dm.setup()
-rows = [r for b in dm.train_dataloader() for r in b["input_ids"][:, 0:8].tolist()]
+loader = dm.train_dataloader()
+if dm.source_names:  # a mixture: each source's rows on this process in its first pass
+    print("PASS", dist.get_rank(), json.dumps([ds.get_len(1, 1) for ds in loader.dataset.datasets]))
+batches = list(loader)
+rows = [r for b in batches for r in b["input_ids"].tolist()]
 print("ROWS", dist.get_rank(), json.dumps(rows))
+if dm.source_names:  # a mixture: each row's source, and the sources the draw gives this process
+    sampler = dm.train_sampler()
+    print("SOURCES", dist.get_rank(), json.dumps([s for b in batches for s in b["source"].tolist()]))
+    print("DRAW", dist.get_rank(), json.dumps(sampler.sources_of(sampler.rank_rows(0, len(batches))).tolist()))
 dist.destroy_process_group()
 """
 
 
-def test_two_processes_stream_disjoint_rows(s3, corpus_dir, tmp_path):
-    data = {"data_files": {"train": f"{corpus_dir}/*.txt"}, "seq_len": 32, "batch_size": 4}
+def _two_processes(data: dict, url: str, tmp_path: Path) -> dict[str, dict[int, list]]:
+    """`_RANK_ROWS` in 2 torchrun processes (gloo): what each printed, by kind (ROWS, ...) and rank."""
     script = tmp_path / "rows.py"
     script.write_text(_RANK_ROWS)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), json.dumps(data), "s3://lake/library"], capture_output=True, text=True,
+                           str(script), json.dumps(data), url], capture_output=True, text=True,
                           cwd=tmp_path, timeout=600, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    by_rank = {int(line.split()[1]): [tuple(r) for r in json.loads(line.split(" ", 2)[2])]
-               for line in proc.stdout.splitlines() if line.startswith("ROWS")}
+    out: dict[str, dict[int, list]] = {}
+    for line in proc.stdout.splitlines():
+        kind, rank, payload = line.split(" ", 2) if line.count(" ") >= 2 else (line, "-1", "null")
+        if kind in ("ROWS", "SOURCES", "DRAW", "PASS"):
+            out.setdefault(kind, {})[int(rank)] = json.loads(payload)
+    return out
+
+
+def test_two_processes_stream_disjoint_rows(s3, corpus_dir, tmp_path):
+    data = {"data_files": {"train": f"{corpus_dir}/*.txt"}, "seq_len": 32, "batch_size": 4}
+    rows = _two_processes(data, "s3://lake/library", tmp_path)["ROWS"]
+    by_rank = {rank: [tuple(r) for r in rs] for rank, rs in rows.items()}
     assert set(by_rank) == {0, 1} and by_rank[0] and len(by_rank[0]) == len(by_rank[1])
     assert not set(by_rank[0]) & set(by_rank[1])  # each row on one process only
+
+
+def test_two_processes_stream_a_mixture_by_the_draw_with_disjoint_rows(s3, corpus_dir, tmp_path):
+    from tests.unit.test_mixture import _source
+
+    mixture = {"books": {"weight": 3, "data_files": {"train": f"{corpus_dir}/*.txt"}},
+               "notes": {"weight": 1, "data_files": {"train": _source(tmp_path, "notes", 2)},
+                         "cleaning": {"profile": "dialogue", "near_dedup": None}}}
+    data = {"mixture": mixture, "seq_len": 32, "batch_size": 4}
+    out = _two_processes(data, "s3://lake/mix2", tmp_path)
+    assert set(out["ROWS"]) == {0, 1}
+    for rank in (0, 1):
+        assert out["SOURCES"][rank] == out["DRAW"][rank]  # each process's share of the weighted draw
+    for source in (0, 1):  # in a source's first pass (LitData's split of it), every row once, none on both
+        first = []
+        for rank in (0, 1):
+            mine = [tuple(r) for r, s in zip(out["ROWS"][rank], out["SOURCES"][rank], strict=True) if s == source]
+            first.append(mine[:out["PASS"][rank][source]])
+        assert all(first) and all(len(set(f)) == len(f) for f in first) and not set(first[0]) & set(first[1])
 
 
 def test_ddp_from_s3_sigkill_then_resume_auto_is_exact(s3, corpus_dir, tmp_path):
@@ -151,3 +188,59 @@ def test_a_missing_or_unreachable_bucket_is_one_line_naming_the_url(s3, corpus_d
                           env=env, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "s3://lake/x/" in proc.stderr.strip().splitlines()[-1] and "unreachable" in proc.stderr
+
+
+def test_a_mixture_streams_by_weight_every_row_its_source_and_resumes_exactly(s3, tmp_path):
+    """A mixture prepared to s3:// and streamed: each training row comes from the source the weighted draw names (the
+    memmap path's draw) and is one of that source's rows; evaluation streams every row of every source once; a run
+    resumed from a checkpoint gives the uninterrupted run's losses, across the small source's epoch boundary."""
+    from lightning_llm.data import PretrainDataModule
+    from tests.unit.test_mixture import _data, _losses_and_state, _source
+
+    mixture = {"a": {"weight": 3, "data_files": {"train": _source(tmp_path, "a", 1)}, "cleaning": "books"},
+               "b": {"weight": 1, "data_files": {"train": _source(tmp_path, "b", 2)},
+                     "cleaning": {"profile": "dialogue", "near_dedup": None}}}
+
+    def datamodule(where):
+        dm = PretrainDataModule(_data(mixture), {"vocab_size": 300}, where, seed=5)
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm
+
+    streamed, local = datamodule("s3://lake/mix"), datamodule(tmp_path / "local")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="mix/")["Contents"]}
+    name = local.prepared_dir.name
+    assert {f"mix/{name}/{split}/{src}/index.json" for split in ("train", "validation", "test") for src in "ab"} <= keys
+    assert streamed.source_names == local.source_names == ["a", "b"]
+    rows_of = {}  # each source's rows, per split, from the memmap path
+    for split in ("train", "validation", "test"):
+        ds = local.datasets[split]
+        for i in range(len(ds)):
+            item = ds[i]
+            rows_of.setdefault((split, int(item["source"])), []).append(tuple(item["input_ids"].tolist()))
+
+    draw = streamed.train_sampler()
+    small = len(rows_of[("train", 1)])
+    steps = next(k for k in range(1, 10_000) if draw.rank_counts(k)[1] > small) + 3  # past b's first epoch
+    batches, loader = [], streamed.train_dataloader()
+    while len(batches) < steps:  # as Lightning takes them: len(loader) batches an epoch
+        for i, batch in enumerate(loader):
+            batches.append(batch)
+            if len(batches) == steps or i + 1 == len(loader):
+                break
+    sources = torch.cat([b["source"] for b in batches]).numpy()
+    assert (sources == draw.sources(0, steps * 4)).all()  # the memmap path's draw
+    rows = [tuple(r) for b in batches for r in b["input_ids"].tolist()]
+    assert all(r in rows_of[("train", s)] for r, s in zip(rows, sources, strict=True))
+    first_epoch_of_b = [r for r, s in zip(rows, sources, strict=True) if s == 1][:small]
+    assert sorted(first_epoch_of_b) == sorted(rows_of[("train", 1)])  # every row of b once, then b again
+    for split in ("validation", "test"):  # every row once, with its source
+        got = sorted((int(s), tuple(r)) for b in streamed.eval_dataloader(split)
+                     for s, r in zip(b["source"].tolist(), b["input_ids"].tolist(), strict=True))
+        assert got == sorted((s, r) for (sp, s), rs in rows_of.items() if sp == split for r in rs)
+
+    every = steps // 2
+    whole = _losses_and_state(datamodule("s3://lake/mix"), tmp_path, steps, every=every)
+    (ckpt,) = [p for p in (tmp_path / "ckpt").glob("*.ckpt") if f"step={every}." in p.name]
+    resumed = _losses_and_state(datamodule("s3://lake/mix"), tmp_path, steps, ckpt=str(ckpt))
+    assert resumed == whole[every:]
