@@ -213,3 +213,9 @@ def test_a_resumed_mixture_run_draws_the_same_rows_and_losses(mixture, tmp_path,
     (ckpt,) = [p for p in (tmp_path / "ckpt").glob("*.ckpt") if "step=4" in p.name]
     resumed = _losses_and_state(datamodule(), tmp_path, 8, ckpt=str(ckpt), precision=precision)
     assert resumed == whole[4:]
+
+
+def test_a_streamed_mixture_with_dataloader_workers_is_one_line_naming_the_key(mixture, tmp_path):
+    dm = PretrainDataModule(_data(mixture, num_workers=1), {"vocab_size": 300}, "s3://lake/mix", seed=5)
+    with pytest.raises(UserError, match=r"^data.num_workers=1: a mixture streamed .* set data.num_workers=0"):
+        dm.prepare_data()
