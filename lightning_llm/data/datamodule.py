@@ -16,7 +16,7 @@ from lightning_llm.data.config import IGNORE, DataConfig, TokenizerConfig
 from lightning_llm.data.mixture import mixture_sources
 from lightning_llm.data.packing import check_shards
 from lightning_llm.data.pipeline import prepare, prepared_dir, read_manifest
-from lightning_llm.data.sampling import GlobalBatchSampler, MixtureBatchSampler, RankSampler
+from lightning_llm.data.sampling import GlobalBatchSampler, MixtureBatchSampler, RankSampler, interleaved
 from lightning_llm.data.streamed_mixture import StreamedMixtureEval, StreamedMixtureRows
 from lightning_llm.data.streaming import is_url
 from lightning_llm.data.tokenizer import load_tokenizer, token_byte_lengths, tokenizer_hash
@@ -69,17 +69,6 @@ def row_item(row: np.ndarray, token_bytes: np.ndarray, eos_id: int | None = None
     if eos_id is not None:
         item["position_ids"] = torch.from_numpy(document_positions(row[:-1], eos_id))
     return item
-
-
-def interleaved(shard_rows: list[int], shard_sources: list[int]) -> list[int]:
-    """The rows of a mixture's split (each source's rows one after another) in an order where every prefix holds
-    each source's rows in proportion to its size: row j of n of a source sorts at (j + 0.5) / n."""
-    source_of_row = np.repeat(np.asarray(shard_sources), shard_rows)
-    key = np.empty(len(source_of_row))
-    for s in np.unique(source_of_row):
-        mine = np.flatnonzero(source_of_row == s)
-        key[mine] = (np.arange(len(mine)) + 0.5) / len(mine)
-    return np.argsort(key, kind="stable").tolist()
 
 
 class RowCollate:
@@ -270,9 +259,7 @@ class PretrainDataModule(L.LightningDataModule):
         """Every sequence of `split` once, sharded across processes, each process given as many rows (padding
         rows that count for nothing fill the last ones)."""
         if self.url and self.source_names:
-            rows = StreamedMixtureEval({i: self._stream(f"{split}/{n}") for i, n in enumerate(self.source_names)
-                                        if self.manifest["mixture"][n]["splits"][split]["sequences"]},
-                                       self._collate.item)
+            rows = StreamedMixtureEval([self._stream(f"{split}/{n}") for n in self.source_names], self._collate.item)
             return DataLoader(rows, batch_size=self.data.eval_batch_size or self.data.batch_size)
         if self.url:  # LitData gives each process its share of the split
             return streaming.loader(self._stream(split), self.data.eval_batch_size or self.data.batch_size,
@@ -302,7 +289,11 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size
+        if torch.distributed.is_available() and torch.distributed.is_initialized():  # a process group of one's own
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Called right before the step that uses the batch (after any prefetching): counts consumption.

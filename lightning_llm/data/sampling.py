@@ -148,3 +148,14 @@ class MixtureBatchSampler(Sampler[list[int]]):
             order = np.random.default_rng([self.seed, source, epoch]).permutation(int(self.source_rows[source]))
             self._perms[source] = (epoch, order)
         return int(self.starts[source] + self._perms[source][1][position])
+
+
+def interleaved(shard_rows: list[int], shard_sources: list[int]) -> list[int]:
+    """The rows of a mixture's split (each source's rows one after another) in an order where every prefix holds
+    each source's rows in proportion to its size: row j of n of a source sorts at (j + 0.5) / n."""
+    source_of_row = np.repeat(np.asarray(shard_sources), shard_rows)
+    key = np.empty(len(source_of_row))
+    for s in np.unique(source_of_row):
+        mine = np.flatnonzero(source_of_row == s)
+        key[mine] = (np.arange(len(mine)) + 0.5) / len(mine)
+    return np.argsort(key, kind="stable").tolist()

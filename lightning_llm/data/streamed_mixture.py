@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from lightning_llm.data.sampling import MixtureBatchSampler
+from lightning_llm.data.sampling import MixtureBatchSampler, interleaved
 
 
 def _rows_per_epoch(dataset: Any, epoch: int) -> int:
@@ -82,9 +82,8 @@ class StreamedMixtureEval(IterableDataset):
     """This process's rows of an evaluation split of a streamed mixture, every row once, the sources interleaved in
     proportion to their size (so that a limited evaluation sees each), each item with its `source` index."""
 
-    def __init__(self, datasets: dict[int, Any], item: Callable[[np.ndarray], dict]):
-        """`datasets`: each source's split by the source's index (sources without rows in the split left out)."""
-        self.indices, self.datasets, self.item = list(datasets), list(datasets.values()), item
+    def __init__(self, datasets: list[Any], item: Callable[[np.ndarray], dict]):
+        self.datasets, self.item = datasets, item
 
     def __len__(self) -> int:
         return sum(self._sizes())
@@ -94,8 +93,8 @@ class StreamedMixtureEval(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         sizes = self._sizes()
-        order = np.argsort(np.concatenate([(np.arange(n) + 0.5) / n for n in sizes]), kind="stable")
-        which = np.repeat(np.arange(len(sizes)), sizes)[order]
+        source_of = np.repeat(np.arange(len(sizes)), sizes)
         streams = [iter(ds) for ds in self.datasets]
-        for k in which:
-            yield {**self.item(next(streams[int(k)])), "source": torch.tensor(self.indices[int(k)])}
+        for row in interleaved(sizes, list(range(len(sizes)))):
+            s = int(source_of[row])
+            yield {**self.item(next(streams[s])), "source": torch.tensor(s)}

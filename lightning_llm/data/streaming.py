@@ -10,6 +10,7 @@ variables, `AWS_ENDPOINT_URL` included), gs:// and r2:// are LitData's.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -106,8 +107,6 @@ def publish(folder: Path, url: str, manifest: dict, chunk_bytes: str = "64MB") -
         for source in sources:
             where = f"{split}/{source}" if source else split
             shards = [info for info in manifest["splits"][split]["shards"] if info.get("source") == source]
-            if source and not sum(info["rows"] for info in shards):
-                continue  # a source without rows in this split (its evaluation leaves it out)
             # LitData's own chunk writer, in this process (its `optimize` would start worker processes for a copy)
             shutil.rmtree(staging / where, ignore_errors=True)
             writer = BinaryWriter(str(staging / where), chunk_bytes=chunk_bytes)
@@ -168,8 +167,15 @@ def streaming_dataset(url: str, split: str, cache: Path, shuffle: bool, seed: in
     # item_shuffle_window=0: a full permutation of each chunk's rows. LitData's default shuffles blocks of 256
     # consecutive rows and then within each, so a batch held rows from one stretch of a few documents (packed rows
     # keep the documents' order): the default recipe ended 0.13 bpb worse than the memmap path's global permutation.
-    return litdata.StreamingDataset(f"{url}/{split}", cache_dir=str(cache), shuffle=shuffle, seed=seed,
-                                    drop_last=drop_last, item_shuffle_window=0)
+    for attempt in range(10):
+        try:
+            return litdata.StreamingDataset(f"{url}/{split}", cache_dir=str(cache), shuffle=shuffle, seed=seed,
+                                            drop_last=drop_last, item_shuffle_window=0)
+        except ValueError as e:
+            # the processes of a node share the cache: one may look while another is still writing the index there
+            if "index.json" not in str(e) or attempt == 9:
+                raise
+            time.sleep(1 + attempt)
 
 
 def wait_for(url: str, timeout_s: float) -> None:
@@ -190,9 +196,7 @@ def loader(dataset: Any, batch_size: int, num_workers: int, collate_fn: Any, dro
                            drop_last=drop_last)
 
 
-_LOADER: type | None = None
-
-
+@functools.cache
 def _epoch_loader() -> type:
     """`StreamingDataLoader` that starts a fresh epoch after a resumed one even when the resumed epoch's iterator
     was not run to its end.
@@ -201,15 +205,10 @@ def _epoch_loader() -> type:
     batches and never asks for the one past the end. So after a resume, the next epoch replayed the restored state
     instead of shuffling a new epoch (LitData 0.2.76; one or two processes alike): a resumed run drew other rows than
     the uninterrupted one from the first epoch boundary on."""
-    global _LOADER
-    if _LOADER is None:
-        base = _litdata().StreamingDataLoader
+    class EpochResumingLoader(_litdata().StreamingDataLoader):
+        def __iter__(self):
+            if self.restore and self._num_samples_yielded_streaming >= len(self) * self.batch_size:
+                self.restore = False  # the resumed epoch was used up: LitData's own epoch transition follows
+            return super().__iter__()
 
-        class EpochResumingLoader(base):
-            def __iter__(self):
-                if self.restore and self._num_samples_yielded_streaming >= len(self) * self.batch_size:
-                    self.restore = False  # the resumed epoch was used up: LitData's own epoch transition follows
-                return super().__iter__()
-
-        _LOADER = EpochResumingLoader
-    return _LOADER
+    return EpochResumingLoader

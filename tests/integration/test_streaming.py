@@ -103,7 +103,7 @@ print("ROWS", dist.get_rank(), json.dumps(rows))
 if dm.source_names:  # a mixture: each row's source, and the sources the draw gives this process
     sampler = dm.train_sampler()
     print("SOURCES", dist.get_rank(), json.dumps([s for b in batches for s in b["source"].tolist()]))
-    print("DRAW", dist.get_rank(), json.dumps(sampler.sources_of(sampler.rank_rows(0, len(batches))).tolist()))
+    print("DRAW", dist.get_rank(), json.dumps(sampler.sources(0, len(batches) * sampler.global_batch).tolist()))
 dist.destroy_process_group()
 """
 
@@ -141,8 +141,10 @@ def test_two_processes_stream_a_mixture_by_the_draw_with_disjoint_rows(s3, corpu
     data = {"mixture": mixture, "seq_len": 32, "batch_size": 4}
     out = _two_processes(data, "s3://lake/mix2", tmp_path)
     assert set(out["ROWS"]) == {0, 1}
-    for rank in (0, 1):
-        assert out["SOURCES"][rank] == out["DRAW"][rank]  # each process's share of the weighted draw
+    # each global batch, rank 0's rows then rank 1's, is the weighted draw of one process with the global batch
+    mine = out["SOURCES"]
+    together = [s for k in range(0, len(mine[0]), 4) for rank in (0, 1) for s in mine[rank][k:k + 4]]
+    assert together == out["DRAW"][0] == out["DRAW"][1] and 0 < sum(together) < len(together)
     for source in (0, 1):  # in a source's first pass (LitData's split of it), every row once, none on both
         first = []
         for rank in (0, 1):
