@@ -37,6 +37,7 @@ MANIFEST = "manifest.json"
 REPORT = "cleaning_report.json"
 _BATCH = 1000  # documents per encode_batch call
 _MAX_TASKS = 64
+_ONE_TASK_BYTES = 4 * 2**20
 
 
 def prepared_dir(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) -> Path:
@@ -151,6 +152,16 @@ def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path) -> Path:
     return out
 
 
+def _tasks(readers) -> int:
+    """Cleaning tasks for these readers: one per file (at most `_MAX_TASKS`), but one in all for an input under
+    `_ONE_TASK_BYTES`. Each task costs datatrove ~0.5 s of set-up and files of its own whatever its size: 24 files
+    of 1 kB took 17 s to clean as 24 pooled tasks, 4 s as one task run in-process (measured, 2 cores)."""
+    files = max(getattr(r, "num_files", 1) for r in readers)
+    if sum(getattr(r, "num_bytes", _ONE_TASK_BYTES) for r in readers) < _ONE_TASK_BYTES:
+        return 1
+    return min(_MAX_TASKS, files)
+
+
 def _add_counts(total: dict | None, packed: dict) -> dict:
     """A split's counts over the sources packed so far (one source: its own)."""
     if total is None:
@@ -162,7 +173,7 @@ def clean(data: DataConfig, work: Path, where: str = "") -> tuple[dict[str, Path
     """Run the cleaning suite in `work`; returns each split's folder of cleaned JSONL files and the report,
     written as `cleaning_report.json` beside them. `where` begins each error (the mixture source's key)."""
     readers = source_readers(data, work)
-    tasks = data.cleaning.tasks or min(_MAX_TASKS, max(getattr(r, "num_files", 1) for r in readers.values()))
+    tasks = data.cleaning.tasks or _tasks(readers.values())
     outputs, report = clean_corpus(readers, data.cleaning, work / "cleaning", tasks, data.num_proc or os.cpu_count())
     (work / "corpus").mkdir(parents=True, exist_ok=True)
     report["warnings"] = mass_losses(report, data.cleaning.warn_drop_fraction)

@@ -160,9 +160,11 @@ metric_list:
 """
 
 
+# bf16-mixed, as a GPU distils (the teacher trained in it too); the loss code is the same in 32-true, where the
+# fine-tuning matrix and the DDP resume run train
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
-def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, corpus_dir, tmp_path, precision):
+def test_distillation_recipe_trains_a_student_from_the_teacher(trained: Path, corpus_dir, tmp_path):
+    precision = "bf16-mixed"
     from lightning_llm.inference.checkpoint import load_checkpoint
 
     run = tmp_path / "student"

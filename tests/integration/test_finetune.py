@@ -68,12 +68,17 @@ RECIPES = {
 }
 
 
+# One precision per recipe, the two alternating, so both run in every CI (the recipes share their training and
+# evaluation code; the heads differ): a matrix of both for each cost four minutes more of CI for no other path.
+PRECISIONS = {"qa": "bf16-mixed", "translate": "32-true", "summarize": "bf16-mixed", "sft": "32-true",
+              "ner": "bf16-mixed"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
-def test_each_recipe_runs_end_to_end_and_prints_its_metric_beside_baselines(recipe, precision, task_data, tiny_export,
-                                                                            tmp_path):
+def test_each_recipe_runs_end_to_end_and_prints_its_metric_beside_baselines(recipe, task_data, tiny_export, tmp_path):
     overrides, metric = RECIPES[recipe]
+    precision = PRECISIONS[recipe]
     run = tmp_path / "run"
     proc = llm("train", f"recipe={recipe}", f"init_from={tiny_export}", *FAST, f"trainer.precision={precision}",
                *[o.format(d=task_data) for o in overrides], f"hydra.run.dir={run}", cwd=tmp_path)
@@ -95,9 +100,10 @@ def test_each_recipe_runs_end_to_end_and_prints_its_metric_beside_baselines(reci
     chat = pipeline("text-generation", model=str(run / "export"), device="cpu")
     out = chat([{"role": "user", "content": "Repeat: good night"}], max_new_tokens=4, do_sample=False)
     assert out[0]["generated_text"][-1]["role"] == "assistant"  # the chat template was applied
-    gen = llm("generate", str(run / "export"), "Repeat: good night", "--chat", "--temperature", "0",
-              "--max-new-tokens", "4", "--no-stream", cwd=tmp_path)
-    assert gen.returncode == 0 and gen.stdout.startswith("User: Repeat: good night\nAssistant:"), gen.stderr
+    if recipe == "sft":  # llm-generate chats in the export's template (one recipe: the template code is shared)
+        gen = llm("generate", str(run / "export"), "Repeat: good night", "--chat", "--temperature", "0",
+                  "--max-new-tokens", "4", "--no-stream", cwd=tmp_path)
+        assert gen.returncode == 0 and gen.stdout.startswith("User: Repeat: good night\nAssistant:"), gen.stderr
     if recipe == "qa":  # llm-eval scores an export on a task file the way the run scored its test split
         ev = llm("eval", f"model_path={run / 'export'}", "splits=[]", f"generation.files=[{task_data}/squad.jsonl]",
                  "generation.format=squad", "generation.metrics=[squad]", "generation.max_examples=6",

@@ -68,6 +68,7 @@ def test_sft_from_the_real_base_trains_in_its_chat_template_and_the_export_answe
                "data.seq_len=64", "data.batch_size=8", "trainer.max_steps=16", "trainer.val_check_interval=16",
                "optim.lr=5e-4", "optim.warmup_steps=2", "lora.r=8", "finetune.eval.max_examples=8",
                "finetune.eval.max_new_tokens=6", "finetune.eval.metrics=[squad]", "logger=csv", "perf.every_n_steps=4",
+               "finetune.forgetting.max_bytes=4000",  # the forgetting check is the recipe-defaults test's
                f"trainer.precision={precision}", f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())

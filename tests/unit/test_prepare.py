@@ -143,3 +143,19 @@ def test_a_damaged_shard_is_named_with_the_command_that_rebuilds_it(data_cfg, to
     shard.unlink()
     with pytest.raises(UserError, match=rf"shards/{shard.name} is missing"):
         PretrainDataModule(data_cfg, tok_cfg, tmp_path).setup("fit")
+
+
+def test_a_small_folder_is_cleaned_as_one_task_and_a_large_one_as_one_task_per_file(tmp_path):
+    from lightning_llm.data.pipeline import _ONE_TASK_BYTES, _tasks
+    from lightning_llm.data.sources.local import local_reader
+
+    small = [tmp_path / f"s{i}.txt" for i in range(5)]
+    for p in small:
+        p.write_text("a few words\n")
+    reader = local_reader([str(p) for p in small], "train", "text", tmp_path / "s")
+    assert reader.num_files == 5 and reader.num_bytes == 5 * len("a few words\n")
+    assert _tasks([reader]) == 1
+    big = [tmp_path / f"b{i}.txt" for i in range(3)]
+    for p in big:
+        p.write_bytes(b"x" * (_ONE_TASK_BYTES // 2))
+    assert _tasks([local_reader([str(p) for p in big], "train", "text", tmp_path / "b")]) == 3

@@ -11,6 +11,8 @@ in the read step of the cleaning report); only bytes no encoding explains become
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import charset_normalizer
@@ -88,7 +90,10 @@ class LocalDocumentsReader(BaseDiskReader):
         self.compression = "infer"
         self.group_fn = group_fn  # metadata "group" from the file name (documents that must share a split)
         with open(paths_file) as f:
-            self.num_files = sum(1 for line in f if line.strip())
+            paths = [line.strip() for line in f if line.strip()]
+        self.num_files = len(paths)
+        # what the cleaning stages split into tasks by (stored bytes: a compressed file counts as its size on disk)
+        self.num_bytes = sum(os.path.getsize("/" + p.lstrip("/")) for p in paths)
 
     def read_file(self, filepath: str):
         kind = kind_of("/" + filepath.lstrip("/"))
