@@ -12,7 +12,6 @@ in the read step of the cleaning report); only bytes no encoding explains become
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 import charset_normalizer
