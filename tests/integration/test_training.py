@@ -259,7 +259,8 @@ def test_sigkill_of_every_ddp_rank_then_resume_auto_is_exact_and_keeps_the_whole
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "straight", run))
     assert ma["val"]["a/bpb"] == mb["val"]["a/bpb"] and "b/bpb" in mb["test"]
 
-    changed = llm("train", *common, "resume=auto", "data.batch_size=4", "trainer.max_steps=50",
+    # one process is enough to be refused (a global batch of 4 against 32), and skips launching a second
+    changed = llm("train", *common, "resume=auto", "data.batch_size=4", "trainer.devices=1", "trainer.max_steps=50",
                   f"hydra.run.dir={run}", cwd=tmp_path)
     assert changed.returncode == 2 and "trained with a global batch of 32 sequences" in changed.stderr
 
