@@ -173,8 +173,7 @@ def streaming_dataset(url: str, split: str, cache: Path, shuffle: bool, seed: in
     for attempt in range(10):
         try:
             return litdata.StreamingDataset(f"{url}/{split}", cache_dir=str(cache), shuffle=shuffle, seed=seed,
-                                            drop_last=drop_last, item_shuffle_window=0,
-                                            batch_decode="all")
+                                            drop_last=drop_last, item_shuffle_window=0, batch_decode="all")
         except ValueError as e:
             # the processes of a node share the cache: one may look while another is still writing the index there
             if "index.json" not in str(e) or attempt == 9:
