@@ -175,7 +175,7 @@ class PretrainDataModule(L.LightningDataModule):
         streaming.check_bucket(url)
         if not streaming.exists(url):
             if rank_zero_only.rank == 0:  # one process builds and publishes; the others wait for its manifest
-                folder = prepare(self.data, self.tokenizer_cfg, self.data_dir)
+                folder = prepare(self.data, self.tokenizer_cfg, self.data_dir, streamed=True)
                 streaming.publish(folder, url, read_manifest(folder))
             else:
                 streaming.wait_for(url, self.data.prepare_timeout_s)
@@ -184,7 +184,7 @@ class PretrainDataModule(L.LightningDataModule):
     @property
     def prepared_dir(self) -> Path:
         """The prepared folder (streamed data: the local copy of its manifest and tokenizer)."""
-        local = prepared_dir(self.data, self.tokenizer_cfg, self.data_dir)
+        local = prepared_dir(self.data, self.tokenizer_cfg, self.data_dir, streamed=bool(self.url))
         return cache_dir() / "streamed" / local.name if self.url else local
 
     @property
@@ -277,8 +277,12 @@ class PretrainDataModule(L.LightningDataModule):
     def _stream(self, split: str):
         # Opened here, not in setup(): LitData reads the process group when a dataset is made, and setup() runs
         # before the Trainer starts the processes' group (llm-train prepares and sets up the data first)
-        train = split.split("/")[0] == "train"
-        return streaming.streaming_dataset(self.stream_url, split, self.prepared_dir / "chunks", shuffle=train,
+        part, _, source = split.partition("/")
+        train = part == "train"
+        # a prepared URL source of the mixture is streamed from its own URL (data.prepared_source)
+        url = (self.manifest.get("mixture", {}).get(source, {}).get("url") if source else None)
+        location, split = (url, part) if url else (self.stream_url, split)
+        return streaming.streaming_dataset(location, split, self.prepared_dir / "chunks", shuffle=train,
                                            seed=self.seed, drop_last=train)
 
     def _workers(self) -> dict:

@@ -6,6 +6,9 @@ own; one tokenizer serves them all; training draws rows from each source by weig
         plays: {weight: 0.7, corpus: shakespeare, cleaning: books}
         notes: {weight: 0.3, data_files: {train: notes/*.jsonl}, cleaning: {profile: docs, near_dedup: null}}
 
+A source can also be a folder `llm-prepare` made, or its URL (`web: {weight: 0.8, prepared: s3://...}`): its rows
+are taken as they are (`data.prepared_source`).
+
 Weights only change which rows are drawn, not what is prepared, so a new weight reuses the prepared folder.
 """
 
@@ -37,15 +40,16 @@ class SourceConfig:
     data_files: dict[str, Any] | None = None
     text_column: str = "text"
     cleaning: dict[str, Any] | str | None = field(default_factory=dict)
+    prepared: str | None = None  # a prepared folder or its URL, taken as it is (instead of documents)
 
 
-def mixture_sources(data: DataConfig) -> dict[str, tuple[float, DataConfig]]:
-    """Each source's normalized weight and the `DataConfig` that prepares it alone (in the mixture's order);
-    a bad weight, name or key is one error naming `data.mixture.<source>`."""
+def mixture_sources(data: DataConfig) -> dict[str, tuple[float, DataConfig | str]]:
+    """Each source's normalized weight and the `DataConfig` that prepares it alone, or for a prepared source its
+    folder or URL (in the mixture's order); a bad weight, name or key is one error naming `data.mixture.<source>`."""
+    out: dict[str, tuple[float, DataConfig | str]] = {}
     if not data.mixture:
         raise UserError("data.mixture is empty: give at least one source, e.g. "
                         "data.mixture={plays: {weight: 1, corpus: shakespeare}}")
-    out: dict[str, tuple[float, DataConfig]] = {}
     for name, values in data.mixture.items():
         where = f"data.mixture.{name}"
         if not _NAME.match(str(name)):
@@ -56,8 +60,16 @@ def mixture_sources(data: DataConfig) -> dict[str, tuple[float, DataConfig]]:
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
             raise UserError(f"{where}.weight={weight!r}: a source's weight must be a number above 0 (a weight of 0 "
                             f"would never draw it): give it a positive weight or remove {where}")
-        if not (source.data_files or source.path or source.corpus):
-            raise UserError(f"{where} has no documents: give it corpus=..., path=... or data_files={{train: ...}}")
+        documents = [k for k in ("corpus", "path", "data_files") if getattr(source, k)]
+        if source.prepared:
+            if documents or source.cleaning:
+                raise UserError(f"{where}: a prepared source is taken as it is (already cleaned and tokenized): "
+                                f"drop {where}.{(documents or ['cleaning'])[0]}, or make it a source of its own")
+            out[str(name)] = (float(weight), str(source.prepared))
+            continue
+        if not documents:
+            raise UserError(f"{where} has no documents: give it corpus=..., path=..., data_files={{train: ...}} or "
+                            "prepared=<a prepared folder or URL>")
         out[str(name)] = (float(weight), _source_data(data, source, where))
     total = sum(w for w, _ in out.values())
     return {name: (w / total, cfg) for name, (w, cfg) in out.items()}

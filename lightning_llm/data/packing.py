@@ -37,7 +37,7 @@ def pack(batches: Iterable[list[str]], tok: PreTrainedTokenizerBase, seq_len: in
         while len(stream) >= rows_per_shard_tokens or (final and len(stream) >= seq_len + 1):
             rows = min(shard_size, (len(stream) - 1) // seq_len)
             windows = np.lib.stride_tricks.sliding_window_view(stream[: rows * seq_len + 1], seq_len + 1)[::seq_len]
-            shards.append(_write_shard(out_dir / f"{split}-{len(shards):05d}.npy", windows))
+            shards.append(write_shard(out_dir / f"{split}-{len(shards):05d}.npy", windows))
             stream = stream[rows * seq_len:]
         buffer, buffered = [stream], len(stream)
 
@@ -58,7 +58,7 @@ def pack(batches: Iterable[list[str]], tok: PreTrainedTokenizerBase, seq_len: in
             "sequences": rows, "shards": shards}
 
 
-def _write_shard(path: Path, rows: np.ndarray) -> dict:
+def write_shard(path: Path, rows: np.ndarray) -> dict:
     with atomic_file(path) as f:
         np.save(f, np.ascontiguousarray(rows))
     # size and checksum, so a reused folder can tell a shard an interrupted copy cut short (data.verify)

@@ -24,8 +24,10 @@ from lightning_llm.data.cleaning.run import clean_corpus
 from lightning_llm.data.config import SPLITS, DataConfig, TokenizerConfig
 from lightning_llm.data.mixture import mixture_sources
 from lightning_llm.data.packing import pack, token_dtype
+from lightning_llm.data.prepared_source import PreparedSource, check_seq_len, copy_rows, open_prepared, split_counts
 from lightning_llm.data.sources import describe, fingerprint, source_readers
 from lightning_llm.data.splits import complete_splits
+from lightning_llm.data.streaming import is_url
 from lightning_llm.data.tokenizer import load_tokenizer, tokenizer_files_hash, tokenizer_hash, train_bpe
 from lightning_llm.errors import UserError
 from lightning_llm.io import write_json
@@ -40,11 +42,19 @@ _MAX_TASKS = 64
 _ONE_TASK_BYTES = 4 * 2**20
 
 
-def prepared_dir(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) -> Path:
-    """The folder that holds (or will hold) the data prepared from these configs."""
-    source = {n: fingerprint(c) for n, (_, c) in mixture_sources(data).items()} if data.mixture else fingerprint(data)
+def prepared_dir(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path, streamed: bool = False) -> Path:
+    """The folder that holds (or will hold) the data prepared from these configs (`streamed`: for a run that streams
+    it from an object store, where a mixture's URL sources are streamed from where they are instead of copied)."""
+    if data.mixture:
+        sources = mixture_sources(data)
+        source = {n: fingerprint(c) if isinstance(c, DataConfig) else open_prepared(c, f"data.mixture.{n}").digest
+                  for n, (_, c) in sources.items()}
+    else:
+        source = fingerprint(data)
     produced_by = {"format": FORMAT_VERSION, "source": source, "data": _data_key(data),
                    "tokenizer": asdict(tokenizer)}
+    if streamed and data.mixture and any(isinstance(c, str) and is_url(c) for _, c in sources.values()):
+        produced_by["url_sources_streamed"] = True  # its manifest points at them: not a folder a local run can use
     if tokenizer.path and (files := tokenizer_files_hash(tokenizer.path)):
         produced_by["tokenizer_files"] = files
     key = hashlib.sha256(json.dumps(produced_by, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -53,7 +63,7 @@ def prepared_dir(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | P
     return Path(data_dir).expanduser() / f"{label}-{key}"
 
 
-def prepare(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) -> Path:
+def prepare(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path, streamed: bool = False) -> Path:
     """Run the pipeline unless its output already exists; returns the prepared folder.
 
     Processes that share `data_dir` (the ranks of a torchrun or SLURM job, on one node or on a shared
@@ -62,7 +72,7 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) 
     """
     from filelock import FileLock, Timeout
 
-    out = prepared_dir(data, tokenizer, data_dir)
+    out = prepared_dir(data, tokenizer, data_dir, streamed)
     if (out / MANIFEST).exists():
         log.info("Reusing prepared data at %s", out)
         return out
@@ -83,18 +93,25 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, data_dir: str | Path) 
         if (out / MANIFEST).exists():
             log.info("Reusing prepared data at %s (another process made it)", out)
             return out
-        return _prepare(data, tokenizer, out)
+        return _prepare(data, tokenizer, out, streamed)
     finally:
         lock.release()
 
 
-def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path) -> Path:
+def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path, streamed: bool = False) -> Path:
     start = time.perf_counter()
     datasets.disable_progress_bars()
     work = out.with_name(out.name + ".partial")
     # A mixture's sources are cleaned and split each in a folder of its own, under its own cleaning profile
-    sources = {name: cfg for name, (_, cfg) in mixture_sources(data).items()} if data.mixture else {"": data}
+    everything = {name: cfg for name, (_, cfg) in mixture_sources(data).items()} if data.mixture else {"": data}
+    sources = {name: cfg for name, cfg in everything.items() if isinstance(cfg, DataConfig)}
+    ready = {name: open_prepared(cfg, f"data.mixture.{name}") for name, cfg in everything.items()
+             if isinstance(cfg, str)}  # prepared sources, taken as they are
     docs, reports = {}, {}
+    work.mkdir(parents=True, exist_ok=True)
+    for name, source in ready.items():
+        check_seq_len(source, data.seq_len, f"data.mixture.{name}")
+        reports[name] = json.loads((source.folder / REPORT).read_text())
     for name, cfg in sources.items():
         where = work / "sources" / name if name else work
         log.info("Preparing %s in %s", describe(cfg) + (f" (data.mixture.{name})" if name else ""), where)
@@ -103,14 +120,25 @@ def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path) -> Path:
         for split in SPLITS:  # the cleaned corpus, one kept document a line, for users and other tools
             _write_corpus(docs[name][split], where / "corpus" / f"{split}.jsonl")
     if data.mixture:
-        write_json(work / REPORT, merge_reports(reports))
-    tok = _tokenizer(tokenizer, [d["train"] for d in docs.values()])  # one tokenizer for every source
+        write_json(work / REPORT, merge_reports({name: reports[name] for name in everything}))
+    tok = _tokenizer(tokenizer, [d["train"] for d in docs.values()], ready)  # one tokenizer for every source
     tok.save_pretrained(work / "tokenizer")
     shutil.rmtree(work / "shards", ignore_errors=True)
     (work / "shards").mkdir()
     splits: dict[str, dict] = {}
     mixture: dict[str, dict] = {}
-    for name, dd in docs.items():
+    for name in everything:
+        if source := ready.get(name):
+            # a URL streamed into a streamed mixture stays where it is; otherwise its rows join the mixture's shards
+            linked = streamed and source.url is not None
+            mixture[name] = {"source": f"prepared {source.location}", **({"url": source.url} if linked else {}),
+                             "splits": {}}
+            for split in SPLITS:
+                mixture[name]["splits"][split] = counts = split_counts(source, split)
+                shards = [] if linked else copy_rows(source, name, split, work / "shards", data.shard_size)
+                splits[split] = _add_counts(splits.get(split), {**counts, "shards": shards})
+            continue
+        dd = docs[name]
         for split in SPLITS:
             batches = (b["text"] for b in dd[split].iter(batch_size=_BATCH))
             packed = pack(batches, tok, data.seq_len, work / "shards", f"{name}-{split}" if name else split,
@@ -308,13 +336,37 @@ def _write_corpus(ds: datasets.Dataset, path: Path) -> None:
                 f.write(orjson.dumps(record) + b"\n")
 
 
-def _tokenizer(cfg: TokenizerConfig, trains: list[datasets.Dataset]):
-    """The tokenizer of every source: `cfg.path`'s, or a BPE trained on the train splits (each source's once)."""
+def _tokenizer(cfg: TokenizerConfig, trains: list[datasets.Dataset], ready: dict[str, PreparedSource]):
+    """The tokenizer of every source: that of the prepared sources (`ready`), `cfg.path`'s, or a BPE trained on
+    the train splits (each source's once)."""
+    if ready:
+        return _prepared_tokenizer(cfg, ready)
     if cfg.path:
         return load_tokenizer(cfg.path, cfg.trust_remote_code)
     texts = (b["text"] for train in trains for b in train.iter(batch_size=_BATCH))
     batches = (t for batch in texts for t in batch)
     return train_bpe(batches, cfg.vocab_size, cfg.min_frequency, cfg.eos_token, length=sum(map(len, trains)))
+
+
+def _prepared_tokenizer(cfg: TokenizerConfig, ready: dict[str, PreparedSource]):
+    """The one tokenizer of the prepared sources; `tokenizer.path`, if given, must be the same."""
+    hashes = {name: source.manifest["tokenizer"]["hash"] for name, source in ready.items()}
+    first = next(iter(ready))
+    if other := next((n for n in hashes if hashes[n] != hashes[first]), None):
+        raise UserError(f"data.mixture.{first} and data.mixture.{other} were prepared with different tokenizers "
+                        f"(hash {hashes[first]}, {hashes[other]}): one tokenizer serves a mixture; prepare them "
+                        "again with the same tokenizer.path")
+    tok = load_tokenizer(ready[first].folder / "tokenizer")
+    if tokenizer_hash(tok) != hashes[first]:
+        raise UserError(f"the tokenizer of data.mixture.{first}.prepared={ready[first].location} does not match "
+                        "its rows (tokenizer files changed): prepare it again")
+    if cfg.path and tokenizer_hash(load_tokenizer(cfg.path, cfg.trust_remote_code)) != hashes[first]:
+        raise UserError(f"tokenizer.path={cfg.path} is not the tokenizer data.mixture.{first}.prepared="
+                        f"{ready[first].location} was made with: drop tokenizer.path (the mixture then takes the "
+                        "prepared source's), or prepare that source again with it")
+    log.info("The mixture's tokenizer is the one data.mixture.%s was prepared with (%s)", first,
+             ready[first].location)
+    return tok
 
 
 def _data_key(data: DataConfig) -> dict:
@@ -327,5 +379,6 @@ def _data_key(data: DataConfig) -> dict:
     if data.mixture:  # each source's documents and cleaning; not the weights, which only change the draw
         for k in ("corpus", "path", "name", "revision", "data_files", "text_column", "cleaning"):
             d.pop(k)
-        d["mixture"] = {name: _data_key(cfg) for name, (_, cfg) in mixture_sources(data).items()}
+        d["mixture"] = {name: _data_key(cfg) if isinstance(cfg, DataConfig) else {"prepared": cfg}
+                        for name, (_, cfg) in mixture_sources(data).items()}
     return d

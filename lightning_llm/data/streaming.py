@@ -102,7 +102,9 @@ def publish(folder: Path, url: str, manifest: dict, chunk_bytes: str = "64MB") -
     start = time.perf_counter()
     fs = _fs(url)
     staging = folder / "litdata"
-    sources = list(manifest.get("mixture", {})) or [None]  # a mixture: one dataset per source and split
+    # a mixture: one dataset per source and split (but a prepared URL source, streamed from where it is)
+    mixture = manifest.get("mixture")
+    sources = [n for n, info in mixture.items() if "url" not in info] if mixture else [None]
     for split in SPLITS:
         for source in sources:
             where = f"{split}/{source}" if source else split

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lightning_llm.cli._app import disk_full_message
-from lightning_llm.data.packing import _write_shard
+from lightning_llm.data.packing import write_shard
 from lightning_llm.io import atomic_dir, write_json
 from lightning_llm.training.checkpoint_io import AtomicCheckpointIO
 
@@ -57,7 +57,7 @@ def test_metrics_shards_and_exports_on_a_full_disk_leave_nothing_under_the_final
         write_json(tmp_path / "metrics.json", {"a": "x" * 1000})
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "metrics.json")
     with pytest.raises(OSError) as e:
-        _write_shard(tmp_path / "train-00000.npy", np.zeros((64, 9), dtype=np.uint16))
+        write_shard(tmp_path / "train-00000.npy", np.zeros((64, 9), dtype=np.uint16))
     assert e.value.errno == errno.ENOSPC and e.value.filename.endswith("train-00000.npy")
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "train-00000.npy").exists()
     _no_temp_left(tmp_path)

@@ -219,3 +219,68 @@ def test_a_streamed_mixture_with_dataloader_workers_is_one_line_naming_the_key(m
     dm = PretrainDataModule(_data(mixture, num_workers=1), {"vocab_size": 300}, "s3://lake/mix", seed=5)
     with pytest.raises(UserError, match=r"^data.num_workers=1: a mixture streamed .* set data.num_workers=0"):
         dm.prepare_data()
+
+
+def _prepared(spec: dict, tmp_path: Path, tokenizer: dict | None = None) -> Path:
+    """One source prepared alone (as `llm-prepare` would), under the mixture tests' seq_len and split."""
+    dm = PretrainDataModule({k: v for k, v in _data({}).items() if k != "mixture"} | spec,
+                            tokenizer or {"vocab_size": 300}, tmp_path / "alone")
+    dm.prepare_data()
+    return dm.prepared_dir
+
+
+def _rows(folder: Path, split: str, source: int | None = None) -> list[list[int]]:
+    ds = split_dataset(folder, split)
+    return [ds[i]["input_ids"].tolist() + ds[i]["labels"][-1:].tolist() for i in range(len(ds))
+            if source is None or int(ds[i]["source"]) == source]
+
+
+def test_a_prepared_folder_is_a_source_taken_as_it_is_with_its_tokenizer(mixture, tmp_path):
+    a = _prepared({"data_files": mixture["a"]["data_files"], "cleaning": {"profile": "books"}}, tmp_path)
+    # b alone, under a's tokenizer: what the mixture must make of b
+    b = _prepared({"data_files": mixture["b"]["data_files"], "cleaning": mixture["b"]["cleaning"]}, tmp_path,
+                  {"path": str(a / "tokenizer")})
+    mix = {"a": {"weight": 3, "prepared": str(a)}, "b": mixture["b"]}
+    dm = PretrainDataModule(_data(mix), {"vocab_size": 999}, tmp_path / "prepared", seed=5)  # a's tokenizer wins
+    dm.prepare_data()
+    dm.setup("fit")
+    a_manifest = json.loads((a / "manifest.json").read_text())
+    assert dm.manifest["tokenizer"] == a_manifest["tokenizer"] and dm.source_names == ["a", "b"]
+    assert dm.manifest["mixture"]["a"]["source"] == f"prepared {a}"
+    for split in ("train", "validation", "test"):
+        assert _rows(dm.prepared_dir, split, 0) == _rows(a, split)  # a's rows, as they are
+        assert _rows(dm.prepared_dir, split, 1) == _rows(b, split)  # b cleaned and tokenized with a's tokenizer
+        assert dm.manifest["mixture"]["a"]["splits"][split]["sequences"] == a_manifest["splits"][split]["sequences"]
+    shard = dm.manifest["splits"]["train"]["shards"][0]
+    assert shard["source"] == "a" and (dm.prepared_dir / "shards" / shard["file"]).stat().st_nlink == 2  # linked
+    report = json.loads((dm.prepared_dir / "cleaning_report.json").read_text())
+    assert list(report["sources"]) == ["a", "b"] and report["sources"]["a"]["records_in"] == 12
+    batch = next(iter(dm.train_dataloader()))
+    assert set(batch["source"].tolist()) <= {0, 1} and batch["input_ids"].shape == (4, 32)
+    # the folder is keyed by the prepared source's manifest: another weight reuses it
+    again = PretrainDataModule(_data({**mix, "a": {"weight": 1, "prepared": str(a)}}), {"vocab_size": 999},
+                               tmp_path / "prepared")
+    assert again.prepared_dir == dm.prepared_dir
+
+
+def test_a_bad_prepared_source_is_one_line_naming_its_key(mixture, tmp_path):
+    a = _prepared({"data_files": mixture["a"]["data_files"]}, tmp_path)
+    b = _prepared({"data_files": mixture["b"]["data_files"]}, tmp_path, {"vocab_size": 280})  # another tokenizer
+
+    def fails(mix: dict, match: str, tokenizer: dict | None = None, **extra) -> None:
+        with pytest.raises(UserError, match=match):
+            PretrainDataModule(_data(mix, **extra), tokenizer or {}, tmp_path / "prepared").prepare_data()
+
+    fails({"a": {"prepared": str(tmp_path / "nothing")}}, r"^data\.mixture\.a\.prepared=.*nothing has no manifest")
+    fails({"a": {"prepared": str(a), "corpus": "shakespeare"}},
+          r"^data\.mixture\.a: a prepared source is taken as it is .* drop data\.mixture\.a\.corpus")
+    fails({"a": {"prepared": str(a), "cleaning": "web"}}, r"drop data\.mixture\.a\.cleaning")
+    fails({"a": {"prepared": str(a)}}, r"^data\.mixture\.a\.prepared=.* holds rows of 32 tokens, data\.seq_len=16: "
+          r"set data\.seq_len=32", seq_len=16)
+    fails({"a": {"prepared": str(a)}, "b": {"prepared": str(b)}},
+          r"^data\.mixture\.a and data\.mixture\.b were prepared with different tokenizers")
+    fails({"a": {"prepared": str(a)}, "c": mixture["b"]}, r"^tokenizer\.path=.* is not the tokenizer "
+          r"data\.mixture\.a\.prepared=.* was made with: drop tokenizer\.path", {"path": str(b / "tokenizer")})
+    mixed = PretrainDataModule(_data(mixture), {"vocab_size": 300}, tmp_path / "prepared")
+    mixed.prepare_data()
+    fails({"m": {"prepared": str(mixed.prepared_dir)}}, r"^data\.mixture\.m\.prepared=.* is itself a mixture \(a, b\)")
