@@ -246,3 +246,54 @@ def test_a_mixture_streams_by_weight_every_row_its_source_and_resumes_exactly(s3
     (ckpt,) = [p for p in (tmp_path / "ckpt").glob("*.ckpt") if f"step={every}." in p.name]
     resumed = _losses_and_state(datamodule("s3://lake/mix"), tmp_path, steps, ckpt=str(ckpt))
     assert resumed == whole[every:]
+
+
+def test_a_prepared_url_is_a_mixture_source_downloaded_or_streamed_from_where_it_is(s3, tmp_path):
+    """A source published to s3:// by llm-prepare, in a mixture: prepared on this machine, its rows are downloaded
+    into the mixture's shards, in order; streamed (the mixture's data_dir a URL too), it is streamed from its own URL
+    (not copied under the mixture's) by the weighted draw, and evaluation streams each of its rows once."""
+    from lightning_llm.data import PretrainDataModule
+    from tests.unit.test_mixture import _data, _prepared, _rows, _source
+
+    spec = {"data_files": {"train": _source(tmp_path, "a", 1)}, "cleaning": {"profile": "books"}}
+    a_local = _prepared(spec, tmp_path)
+    publisher = PretrainDataModule({k: v for k, v in _data({}).items() if k != "mixture"} | spec, {"vocab_size": 300},
+                                   "s3://lake/sources")
+    publisher.prepare_data()
+    url = publisher.stream_url
+    mixture = {"a": {"weight": 3, "prepared": url},
+               "b": {"weight": 1, "data_files": {"train": _source(tmp_path, "b", 2)}, "cleaning": "dialogue"}}
+
+    def datamodule(where):
+        dm = PretrainDataModule(_data(mixture), {"vocab_size": 300}, where, seed=5)
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm
+
+    local, streamed = datamodule(tmp_path / "local"), datamodule("s3://lake/mix")
+    for split in ("train", "validation", "test"):
+        assert _rows(local.prepared_dir, split, 0) == _rows(a_local, split)  # downloaded, in order
+    assert streamed.manifest["mixture"]["a"]["url"] == url and "url" not in local.manifest["mixture"]["a"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="mix/")["Contents"]}
+    assert any(k.endswith("/train/b/index.json") for k in keys) and not any("/train/a/" in k for k in keys)
+
+    rows_of = {(split, s): [tuple(r[:-1]) for r in _rows(local.prepared_dir, split, s)]
+               for split in ("train", "validation", "test") for s in (0, 1)}
+    steps = 12
+    batches = []
+    for batch in streamed.train_dataloader():
+        batches.append(batch)
+        if len(batches) == steps:
+            break
+    sources = torch.cat([b["source"] for b in batches]).numpy()
+    assert (sources == streamed.train_sampler().sources(0, steps * 4)).all() and set(sources) == {0, 1}
+    rows = [tuple(r) for b in batches for r in b["input_ids"].tolist()]
+    assert all(r in rows_of[("train", s)] for r, s in zip(rows, sources, strict=True))
+    for split in ("validation", "test"):
+        got = sorted((int(s), tuple(r)) for b in streamed.eval_dataloader(split)
+                     for s, r in zip(b["source"].tolist(), b["input_ids"].tolist(), strict=True))
+        assert got == sorted((s, r) for (sp, s), rs in rows_of.items() if sp == split for r in rs)
+
+    missing = PretrainDataModule(_data({"a": {"prepared": "s3://lake/nothing"}}), {}, tmp_path / "x")
+    with pytest.raises(Exception, match=r"^data\.mixture\.a\.prepared=s3://lake/nothing has no manifest\.json"):
+        missing.prepare_data()

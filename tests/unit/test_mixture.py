@@ -237,10 +237,15 @@ def _rows(folder: Path, split: str, source: int | None = None) -> list[list[int]
 
 def test_a_prepared_folder_is_a_source_taken_as_it_is_with_its_tokenizer(mixture, tmp_path):
     a = _prepared({"data_files": mixture["a"]["data_files"], "cleaning": {"profile": "books"}}, tmp_path)
+    # b: a dataset folder through `path` (the code path of a hub name: datasets + datatrove's reader)
+    rng = random.Random(2)
+    (tmp_path / "hub_b").mkdir()
+    (tmp_path / "hub_b" / "train.jsonl").write_text("".join(json.dumps({"text": make_document(rng, 40)}) + "\n"
+                                                            for _ in range(12)))
+    b_spec = {"path": str(tmp_path / "hub_b"), "cleaning": mixture["b"]["cleaning"]}
     # b alone, under a's tokenizer: what the mixture must make of b
-    b = _prepared({"data_files": mixture["b"]["data_files"], "cleaning": mixture["b"]["cleaning"]}, tmp_path,
-                  {"path": str(a / "tokenizer")})
-    mix = {"a": {"weight": 3, "prepared": str(a)}, "b": mixture["b"]}
+    b = _prepared(b_spec, tmp_path, {"path": str(a / "tokenizer")})
+    mix = {"a": {"weight": 3, "prepared": str(a)}, "b": {"weight": 1, **b_spec}}
     dm = PretrainDataModule(_data(mix), {"vocab_size": 999}, tmp_path / "prepared", seed=5)  # a's tokenizer wins
     dm.prepare_data()
     dm.setup("fit")
