@@ -72,3 +72,25 @@ def test_without_document_masking_the_rows_carry_no_position_ids(packed, tmp_pat
     dataset, _ = packed
     plain = PackedDataset(dataset.shards and [tmp_path / "shard.npy"], np.ones(64, dtype=np.int64))
     assert set(plain[0]) == {"input_ids", "labels", "label_bytes"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["32-true", "bf16-mixed"])
+@torch.no_grad()
+def test_another_documents_tokens_change_nothing_of_a_documents_logits(packed, dtype):
+    """Under either precision (bf16 as Lightning's bf16-mixed autocasts it): rewriting every token of the other
+    documents of a row leaves a document's logits bit for bit as they were (masked keys weigh exactly 0)."""
+    dataset, module = packed
+    item = dataset[0]
+    segments = _segments(item["input_ids"])
+    a, b = segments[2]
+    other = item["input_ids"].clone()
+    keep = torch.zeros_like(other, dtype=torch.bool)
+    keep[a:b] = True
+    other[~keep & (other != EOS)] = (other[~keep & (other != EOS)] % 60) + 3  # other tokens, the same boundaries
+    assert (other != item["input_ids"]).any()
+    with torch.autocast("cpu", torch.bfloat16, enabled=dtype == torch.bfloat16):
+        before = module(item["input_ids"][None], item["position_ids"][None])[0]
+        after = module(other[None], item["position_ids"][None])[0]
+    assert before.dtype == dtype or dtype == torch.float32
+    assert torch.equal(before[a:b], after[a:b])
+    assert not torch.equal(before[:a], after[:a])  # the rewritten documents' own logits did change
