@@ -1,5 +1,6 @@
 """GGUF exports in llama.cpp beside our HF export in transformers and our int8 export, in one run: file size,
-load time, decoding tokens/s and perplexity on held-out text, per written type.
+load time, decoding tokens/s, perplexity on held-out text and the mean absolute difference of the next tokens'
+log-probs from the HF export's, per written type.
 
     bash scripts/llama_cpp.sh                    # llama-cpp-python, built once per machine (not a dependency)
     python -m benchmarks.gguf_llama_cpp          # the built-in real base (SmolLM2-135M-Instruct)
@@ -49,7 +50,7 @@ def hf_row(folder: Path, ids: list[int], prompt: list[int], int8: bool = False) 
                              do_sample=False)
         speed = (out.shape[1] - len(prompt)) / (time.perf_counter() - t0)
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors")) / 1e6
-    return {"mb": size, "load_s": load, "tok_s": speed, "ppl": _ppl(nats)}
+    return {"mb": size, "load_s": load, "tok_s": speed, "ppl": _ppl(nats), "nats": np.asarray(nats)}
 
 
 def cpp_row(path: Path, ids: list[int], prompt: list[int], threads: int) -> dict:
@@ -73,7 +74,8 @@ def cpp_row(path: Path, ids: list[int], prompt: list[int], threads: int) -> dict
         if n == NEW_TOKENS:
             break
     speed = n / (time.perf_counter() - t0)
-    return {"mb": path.stat().st_size / 1e6, "load_s": load, "tok_s": speed, "ppl": _ppl(nats)}
+    return {"mb": path.stat().st_size / 1e6, "load_s": load, "tok_s": speed, "ppl": _ppl(nats),
+            "nats": np.asarray(nats)}
 
 
 def main() -> None:
@@ -98,8 +100,9 @@ def main() -> None:
     ids, prompt = tok(text).input_ids, tok(PROMPT).input_ids
     print(f"host: {host_description(torch.device('cpu'))}; model {a.model}; perplexity on "
           f"{len(ids):,} tokens of {where} in windows of {WINDOW}; decoding {NEW_TOKENS} greedy tokens\n")
-    print("| runtime | weights | file MB | load s | decode tokens/s | perplexity | vs HF fp32 |")
-    print("|---|---|---|---|---|---|---|")
+    print("| runtime | weights | file MB | load s | decode tokens/s | perplexity | vs HF fp32 | mean abs. dlogp vs HF "
+          "|")
+    print("|---|---|---|---|---|---|---|---|")
     rows = []
     with tempfile.TemporaryDirectory(prefix="gguf-bench-") as tmp:
         ref = hf_row(folder, ids, prompt)
@@ -111,8 +114,10 @@ def main() -> None:
             rows.append(("llama.cpp (llama-cpp-python)", f"GGUF {kind}", cpp_row(path, ids, prompt, a.threads)))
             path.unlink()
         for runtime, weights, r in rows:
+            # the next tokens' log-probs against the HF export's (nats, mean over every scored token)
+            dlogp = float(np.abs(r["nats"] - ref["nats"]).mean())
             print(f"| {runtime} | {weights} | {r['mb']:.1f} | {r['load_s']:.2f} | {r['tok_s']:.1f} | {r['ppl']:.3f} | "
-                  f"{r['ppl'] / ref['ppl']:.4f} |", flush=True)
+                  f"{r['ppl'] / ref['ppl']:.4f} | {dlogp:.1e} |", flush=True)
 
 
 if __name__ == "__main__":
