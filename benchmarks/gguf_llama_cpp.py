@@ -22,18 +22,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-WINDOW, NEW_TOKENS, PROMPT = 512, 64, "The king said to his daughter"
+WINDOW, NEW_TOKENS, PROMPT = 512, 64, "The king said to his daughter"  # WINDOW: at most, see _window
 
 
-def _windows(ids: list[int]) -> list[list[int]]:
-    return [ids[i:i + WINDOW] for i in range(0, len(ids) - 1, WINDOW) if len(ids[i:i + WINDOW]) > 1]
+def _window(folder: Path) -> int:
+    """512 tokens, or the model's context where shorter (our default recipe trains on 128): past it both runtimes
+    would score positions the model never saw."""
+    from transformers import AutoConfig
+
+    return min(WINDOW, getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", WINDOW))
+
+
+def _windows(ids: list[int], window: int) -> list[list[int]]:
+    return [ids[i:i + window] for i in range(0, len(ids) - 1, window) if len(ids[i:i + window]) > 1]
 
 
 def _ppl(nats: list[float]) -> float:
     return math.exp(sum(nats) / len(nats))
 
 
-def hf_row(folder: Path, ids: list[int], prompt: list[int], int8: bool = False) -> dict:
+def hf_row(folder: Path, ids: list[int], prompt: list[int], window: int, int8: bool = False) -> dict:
     from lightning_llm.inference.loading import load_model
 
     t0 = time.perf_counter()
@@ -41,7 +49,7 @@ def hf_row(folder: Path, ids: list[int], prompt: list[int], int8: bool = False) 
     load = time.perf_counter() - t0
     nats: list[float] = []
     with torch.no_grad():
-        for w in _windows(ids):
+        for w in _windows(ids, window):
             lp = torch.log_softmax(model(torch.tensor([w])).logits[0].float(), -1)
             nats += (-lp[torch.arange(len(w) - 1), torch.tensor(w[1:])]).tolist()
         model.generate(torch.tensor([prompt]), max_new_tokens=4, do_sample=False)  # warm-up
@@ -53,21 +61,21 @@ def hf_row(folder: Path, ids: list[int], prompt: list[int], int8: bool = False) 
     return {"mb": size, "load_s": load, "tok_s": speed, "ppl": _ppl(nats), "nats": np.asarray(nats)}
 
 
-def cpp_row(path: Path, ids: list[int], prompt: list[int], threads: int) -> dict:
+def cpp_row(path: Path, ids: list[int], prompt: list[int], threads: int, window: int) -> dict:
     import llama_cpp
 
     t0 = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=WINDOW, n_threads=threads, n_batch=WINDOW, logits_all=True,
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=window, n_threads=threads, n_batch=window, logits_all=True,
                           verbose=False)  # llama.cpp's defaults (f16 KV cache), as a user runs it
     load = time.perf_counter() - t0
     nats: list[float] = []
-    for w in _windows(ids):
+    for w in _windows(ids, window):
         llm.reset()
         llm.eval(w)
         logits = np.asarray(llm.scores[: len(w)], dtype=np.float64)
         lp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
         nats += (-lp[np.arange(len(w) - 1), w[1:]]).tolist()
-    decode = llama_cpp.Llama(model_path=str(path), n_ctx=WINDOW, n_threads=threads, verbose=False)
+    decode = llama_cpp.Llama(model_path=str(path), n_ctx=window, n_threads=threads, verbose=False)
     n, t0 = 0, time.perf_counter()
     for _ in decode.generate(prompt, temp=0.0, top_k=1):
         n += 1
@@ -98,20 +106,21 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(folder)
     text, where = reference_text(None, a.text_bytes)
     ids, prompt = tok(text).input_ids, tok(PROMPT).input_ids
+    window = _window(folder)
     print(f"host: {host_description(torch.device('cpu'))}; model {a.model}; perplexity on "
-          f"{len(ids):,} tokens of {where} in windows of {WINDOW}; decoding {NEW_TOKENS} greedy tokens\n")
+          f"{len(ids):,} tokens of {where} in windows of {window}; decoding {NEW_TOKENS} greedy tokens\n")
     print("| runtime | weights | file MB | load s | decode tokens/s | perplexity | vs HF fp32 | mean abs. dlogp vs HF "
           "|")
     print("|---|---|---|---|---|---|---|---|")
     rows = []
     with tempfile.TemporaryDirectory(prefix="gguf-bench-") as tmp:
-        ref = hf_row(folder, ids, prompt)
+        ref = hf_row(folder, ids, prompt, window)
         rows.append(("transformers", "HF export fp32", ref))
         int8 = quantize_export(folder, Path(tmp) / "int8")
-        rows.append(("transformers + our int8 kernels", "int8 export", hf_row(int8, ids, prompt, int8=True)))
+        rows.append(("transformers + our int8 kernels", "int8 export", hf_row(int8, ids, prompt, window, int8=True)))
         for kind in a.types.split(","):
             path = export_gguf(folder, Path(tmp) / f"m-{kind}.gguf", kind)["out"]
-            rows.append(("llama.cpp (llama-cpp-python)", f"GGUF {kind}", cpp_row(path, ids, prompt, a.threads)))
+            rows.append(("llama.cpp (llama-cpp-python)", f"GGUF {kind}", cpp_row(path, ids, prompt, a.threads, window)))
             path.unlink()
         for runtime, weights, r in rows:
             # the next tokens' log-probs against the HF export's (nats, mean over every scored token)
