@@ -5,7 +5,8 @@ chunks and `index.json`), then its tokenizer and `manifest.json` beside them; th
 with a manifest is complete. `StreamedData` reads them back: the manifest and tokenizer are fetched into the
 local cache, the rows are streamed (LitData splits them across processes and DataLoader workers, shuffles by
 chunk, and resumes mid-epoch from its loader's state). s3:// (any S3-compatible server through the usual AWS
-variables, `AWS_ENDPOINT_URL` included), gs:// and r2:// are LitData's.
+variables, `AWS_ENDPOINT_URL` included), gs:// and r2:// are LitData's; file:///path is a local or shared folder
+holding the same datasets, which LitData reads in place.
 """
 
 from __future__ import annotations
@@ -30,6 +31,24 @@ MANIFEST = "manifest.json"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 _REPORT = "cleaning_report.json"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
+_FILE = "file://"
+
+
+class _Folder:
+    """A local or shared folder in the place of an object store (`file://` URLs), with the three calls of LitData's
+    `FsProvider` that this module makes; files are written atomically (a temp file in the same folder, renamed)."""
+
+    def exists(self, url: str) -> bool:
+        return os.path.exists(url.removeprefix(_FILE))
+
+    def upload_file(self, local: str, url: str) -> None:
+        from lightning_llm.io import atomic_file
+
+        with open(local, "rb") as src, atomic_file(url.removeprefix(_FILE)) as dst:
+            shutil.copyfileobj(src, dst)
+
+    def download_file(self, url: str, local: str) -> None:
+        shutil.copyfile(url.removeprefix(_FILE), local)
 
 
 def is_url(location: str | Path | None) -> bool:
@@ -54,14 +73,24 @@ def _fs(url: str):
     from litdata.streaming.fs_provider import _get_fs_provider
 
     _litdata()
+    if url.startswith(_FILE):
+        return _Folder()
     try:
         return _get_fs_provider(url)
     except ValueError:
-        raise UserError(f"{url}: LitData streams from s3://, gs:// or r2:// URLs (or use a local folder)") from None
+        raise UserError(f"{url}: LitData streams from s3://, gs://, r2:// or file:///path URLs (or give a plain "
+                        "folder for the memmap path)") from None
 
 
 def check_bucket(url: str) -> None:
-    """A missing or unreachable bucket is one line naming the URL (before anything is built for it)."""
+    """A missing or unreachable bucket (a file:// folder that cannot be made) is one line naming the URL (before
+    anything is built for it)."""
+    if url.startswith(_FILE):
+        try:
+            Path(url.removeprefix(_FILE)).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{url}: the folder cannot be made ({e.strerror or e}): fix paths.data_dir") from None
+        return
     if not url.startswith("s3://"):
         return
     import botocore.exceptions
@@ -174,8 +203,10 @@ def streaming_dataset(url: str, split: str, cache: Path, shuffle: bool, seed: in
     # rows/s against 32,226 with "all" (`python -m benchmarks.streaming_decode`, LitData 0.2.76).
     for attempt in range(10):
         try:
-            return litdata.StreamingDataset(f"{url}/{split}", cache_dir=str(cache), shuffle=shuffle, seed=seed,
-                                            drop_last=drop_last, item_shuffle_window=0, batch_decode="all")
+            # a file:// folder as a plain path: LitData reads its chunks in place (no copy into the cache)
+            return litdata.StreamingDataset(f"{url}/{split}".removeprefix(_FILE), cache_dir=str(cache),
+                                            shuffle=shuffle, seed=seed, drop_last=drop_last, item_shuffle_window=0,
+                                            batch_decode="all")
         except ValueError as e:
             # the processes of a node share the cache: one may look while another is still writing the index there
             if "index.json" not in str(e) or attempt == 9:
