@@ -112,6 +112,8 @@ def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path, streamed: 
     for name, source in ready.items():
         check_seq_len(source, data.seq_len, f"data.mixture.{name}")
         reports[name] = json.loads((source.folder / REPORT).read_text())
+    # checked before the other sources are cleaned, which can take hours
+    prepared_tok = _prepared_tokenizer(tokenizer, ready) if ready else None
     for name, cfg in sources.items():
         where = work / "sources" / name if name else work
         log.info("Preparing %s in %s", describe(cfg) + (f" (data.mixture.{name})" if name else ""), where)
@@ -121,7 +123,8 @@ def _prepare(data: DataConfig, tokenizer: TokenizerConfig, out: Path, streamed: 
             _write_corpus(docs[name][split], where / "corpus" / f"{split}.jsonl")
     if data.mixture:
         write_json(work / REPORT, merge_reports({name: reports[name] for name in everything}))
-    tok = _tokenizer(tokenizer, [d["train"] for d in docs.values()], ready)  # one tokenizer for every source
+    # one tokenizer for every source
+    tok = prepared_tok or _tokenizer(tokenizer, [d["train"] for d in docs.values()])
     tok.save_pretrained(work / "tokenizer")
     shutil.rmtree(work / "shards", ignore_errors=True)
     (work / "shards").mkdir()
@@ -336,11 +339,8 @@ def _write_corpus(ds: datasets.Dataset, path: Path) -> None:
                 f.write(orjson.dumps(record) + b"\n")
 
 
-def _tokenizer(cfg: TokenizerConfig, trains: list[datasets.Dataset], ready: dict[str, PreparedSource]):
-    """The tokenizer of every source: that of the prepared sources (`ready`), `cfg.path`'s, or a BPE trained on
-    the train splits (each source's once)."""
-    if ready:
-        return _prepared_tokenizer(cfg, ready)
+def _tokenizer(cfg: TokenizerConfig, trains: list[datasets.Dataset]):
+    """The tokenizer of every source: `cfg.path`'s, or a BPE trained on the train splits (each source's once)."""
     if cfg.path:
         return load_tokenizer(cfg.path, cfg.trust_remote_code)
     texts = (b["text"] for train in trains for b in train.iter(batch_size=_BATCH))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +19,7 @@ from lightning_llm.errors import UserError
 from lightning_llm.training import CausalLMModule
 from lightning_llm.training.callbacks import MixtureMetrics
 from tests.conftest import TINY_MODEL, make_document
+from tests.unit.test_chat_template import SMOLLM2_TOKENIZER
 
 
 def _batches(sampler: MixtureBatchSampler, n: int) -> list[list[int]]:
@@ -267,11 +269,7 @@ def test_a_prepared_folder_is_a_source_taken_as_it_is_with_its_tokenizer(mixture
                                tmp_path / "prepared")
     assert again.prepared_dir == dm.prepared_dir
 
-
-def test_a_bad_prepared_source_is_one_line_naming_its_key(mixture, tmp_path):
-    a = _prepared({"data_files": mixture["a"]["data_files"]}, tmp_path)
-    b = _prepared({"data_files": mixture["b"]["data_files"]}, tmp_path, {"vocab_size": 280})  # another tokenizer
-
+    # each bad prepared source: one line naming its key (in the same test: it reuses the folders made above)
     def fails(mix: dict, match: str, tokenizer: dict | None = None, **extra) -> None:
         with pytest.raises(UserError, match=match):
             PretrainDataModule(_data(mix, **extra), tokenizer or {}, tmp_path / "prepared").prepare_data()
@@ -282,10 +280,14 @@ def test_a_bad_prepared_source_is_one_line_naming_its_key(mixture, tmp_path):
     fails({"a": {"prepared": str(a), "cleaning": "web"}}, r"drop data\.mixture\.a\.cleaning")
     fails({"a": {"prepared": str(a)}}, r"^data\.mixture\.a\.prepared=.* holds rows of 32 tokens, data\.seq_len=16: "
           r"set data\.seq_len=32", seq_len=16)
-    fails({"a": {"prepared": str(a)}, "b": {"prepared": str(b)}},
-          r"^data\.mixture\.a and data\.mixture\.b were prepared with different tokenizers")
+    other = tmp_path / "other"  # a's rows as another tokenizer's (its manifest says so)
+    shutil.copytree(a, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["tokenizer"]["hash"] = "0" * len(manifest["tokenizer"]["hash"])
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    fails({"a": {"prepared": str(a)}, "o": {"prepared": str(other)}},
+          r"^data\.mixture\.a and data\.mixture\.o were prepared with different tokenizers")
+    fails({"o": {"prepared": str(other)}}, r"^the tokenizer of data\.mixture\.o\.prepared=.* does not match its rows")
     fails({"a": {"prepared": str(a)}, "c": mixture["b"]}, r"^tokenizer\.path=.* is not the tokenizer "
-          r"data\.mixture\.a\.prepared=.* was made with: drop tokenizer\.path", {"path": str(b / "tokenizer")})
-    mixed = PretrainDataModule(_data(mixture), {"vocab_size": 300}, tmp_path / "prepared")
-    mixed.prepare_data()
-    fails({"m": {"prepared": str(mixed.prepared_dir)}}, r"^data\.mixture\.m\.prepared=.* is itself a mixture \(a, b\)")
+          r"data\.mixture\.a\.prepared=.* was made with: drop tokenizer\.path", {"path": str(SMOLLM2_TOKENIZER)})
+    fails({"m": {"prepared": str(dm.prepared_dir)}}, r"^data\.mixture\.m\.prepared=.* is itself a mixture \(a, b\)")

@@ -8,7 +8,9 @@ import json
 import pytest
 
 from lightning_llm.data import PretrainDataModule
+from lightning_llm.data.datamodule import split_dataset
 from lightning_llm.errors import UserError
+from lightning_llm.paths import cache_dir
 from tests.unit.test_mixture import _data, _source
 
 pytest.importorskip("litdata", reason="pip install 'lightning_llm[stream]'")
@@ -20,21 +22,23 @@ def _rows(batches) -> list[tuple]:
 
 def test_a_file_url_folder_holds_the_litdata_datasets_streamed_as_the_memmap_rows(tmp_path):
     data = {k: v for k, v in _data({}).items() if k != "mixture"} | {"data_files": {"train": _source(tmp_path, "a", 1)}}
-    local = PretrainDataModule(data, {"vocab_size": 300}, tmp_path / "local", seed=5)
     url = f"file://{tmp_path}/lake"
     streamed = PretrainDataModule(data, {"vocab_size": 300}, url, seed=5)
-    for dm in (local, streamed):
-        dm.prepare_data()
-        dm.setup("fit")
-    folder = tmp_path / "lake" / local.prepared_dir.name
-    assert streamed.stream_url == f"{url}/{local.prepared_dir.name}"
+    streamed.prepare_data()
+    streamed.setup("fit")
+    name = streamed.prepared_dir.name
+    local = cache_dir() / "prepared" / name  # the memmap folder it was built in before it was published
+    folder = tmp_path / "lake" / name
+    assert streamed.stream_url == f"{url}/{name}"
     for split in ("train", "validation", "test"):
         assert (folder / split / "index.json").is_file()
-    assert json.loads((folder / "manifest.json").read_text())["splits"] == local.manifest["splits"]
+    assert json.loads((folder / "manifest.json").read_text()) == json.loads((local / "manifest.json").read_text())
     assert not any(p.name.startswith(".") for p in folder.rglob("*"))  # no temp file of an atomic write is left
 
-    memmap = {split: sorted(tuple(local.datasets[split][i]["input_ids"].tolist())
-                            for i in range(len(local.datasets[split]))) for split in ("train", "validation", "test")}
+    memmap = {}
+    for split in ("train", "validation", "test"):
+        rows = split_dataset(local, split)
+        memmap[split] = sorted(tuple(rows[i]["input_ids"].tolist()) for i in range(len(rows)))
     for split in ("validation", "test"):  # every row once
         assert sorted(_rows(streamed.eval_dataloader(split))) == memmap[split]
     epoch = _rows(streamed.train_dataloader())  # shuffled by LitData, full batches only
