@@ -274,7 +274,9 @@ def test_a_prepared_url_is_a_mixture_source_downloaded_or_streamed_from_where_it
     for split in ("train", "validation", "test"):
         assert _rows(local.prepared_dir, split, 0) == _rows(a_local, split)  # downloaded, in order
     assert streamed.manifest["mixture"]["a"]["url"] == url and "url" not in local.manifest["mixture"]["a"]
-    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="mix/")["Contents"]}
+    # its own folder of the bucket (another test streams a mixture with a source `a` under mix/ too)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix=f"mix/{streamed.prepared_dir.name}/")
+            ["Contents"]}
     assert any(k.endswith("/train/b/index.json") for k in keys) and not any("/train/a/" in k for k in keys)
 
     rows_of = {(split, s): [tuple(r[:-1]) for r in _rows(local.prepared_dir, split, s)]
