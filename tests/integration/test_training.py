@@ -119,7 +119,10 @@ def test_a_preempted_run_saves_its_step_says_how_to_resume_and_exits_unfinished(
               "trainer.precision=32-true"] + (["strategy=ddp", "trainer.devices=2"] if ddp else [])
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "lightning_llm.cli.train", *common, f"hydra.run.dir={run}"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal delivers it: a suite started in the background (`cmd &`) runs with SIGINT ignored, which
+    # its children inherit, and Python then never raises KeyboardInterrupt (the run would finish as if never sent)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     while not (run / "checkpoints" / "step-0000003.ckpt").exists():
         assert proc.poll() is None and time.time() < deadline, "training ended before it could be stopped"
