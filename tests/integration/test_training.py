@@ -138,7 +138,7 @@ def test_a_preempted_run_saves_its_step_says_how_to_resume_and_exits_unfinished(
     assert newest["global_step"] == step  # the step reached is saved, not only the last periodic one
     resume = said[0].split("; continue with: ", 1)[1]
     assert resume.startswith("llm-train ") and f"hydra.run.dir={run}" in resume and resume.endswith("resume=auto")
-    if not ddp:
+    if sig == signal.SIGINT:  # the slow case resumes too (the fast one stops there: a run's start costs ~15 s)
         resumed = llm("train", *common, "trainer.max_steps=" + str(step + 3), "resume=auto", f"hydra.run.dir={run}",
                       cwd=tmp_path)
         assert resumed.returncode == 0, resumed.stderr[-2000:]
