@@ -280,7 +280,7 @@ class PretrainDataModule(L.LightningDataModule):
         part, _, source = split.partition("/")
         train = part == "train"
         # a prepared URL source of the mixture is streamed from its own URL (data.prepared_source)
-        url = (self.manifest.get("mixture", {}).get(source, {}).get("url") if source else None)
+        url = self.manifest.get("mixture", {}).get(source, {}).get("url") if source else None
         location, split = (url, part) if url else (self.stream_url, split)
         return streaming.streaming_dataset(location, split, self.prepared_dir / "chunks", shuffle=train,
                                            seed=self.seed, drop_last=train)

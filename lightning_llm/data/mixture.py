@@ -46,10 +46,10 @@ class SourceConfig:
 def mixture_sources(data: DataConfig) -> dict[str, tuple[float, DataConfig | str]]:
     """Each source's normalized weight and the `DataConfig` that prepares it alone, or for a prepared source its
     folder or URL (in the mixture's order); a bad weight, name or key is one error naming `data.mixture.<source>`."""
-    out: dict[str, tuple[float, DataConfig | str]] = {}
     if not data.mixture:
         raise UserError("data.mixture is empty: give at least one source, e.g. "
                         "data.mixture={plays: {weight: 1, corpus: shakespeare}}")
+    out: dict[str, tuple[float, DataConfig | str]] = {}
     for name, values in data.mixture.items():
         where = f"data.mixture.{name}"
         if not _NAME.match(str(name)):
