@@ -291,3 +291,23 @@ def test_a_prepared_folder_is_a_source_taken_as_it_is_with_its_tokenizer(mixture
     fails({"a": {"prepared": str(a)}, "c": mixture["b"]}, r"^tokenizer\.path=.* is not the tokenizer "
           r"data\.mixture\.a\.prepared=.* was made with: drop tokenizer\.path", {"path": str(SMOLLM2_TOKENIZER)})
     fails({"m": {"prepared": str(dm.prepared_dir)}}, r"^data\.mixture\.m\.prepared=.* is itself a mixture \(a, b\)")
+
+
+def test_a_prepared_folder_on_another_filesystem_is_copied(mixture, tmp_path, monkeypatch):
+    """Where a hard link cannot be made (another filesystem), the shards are copied, byte for byte."""
+    from lightning_llm.data import prepared_source
+
+    a = _prepared({"data_files": mixture["a"]["data_files"]}, tmp_path)
+    source = prepared_source.open_prepared(str(a), "data.mixture.a")
+
+    def cross_device(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(prepared_source.os, "link", cross_device)
+    (tmp_path / "shards").mkdir()
+    shards = prepared_source.copy_rows(source, "a", "train", tmp_path / "shards", 65536)
+    assert [s["file"] for s in shards] == [f"a-{s['file']}" for s in source.manifest["splits"]["train"]["shards"]]
+    for s in shards:
+        copy = tmp_path / "shards" / s["file"]
+        assert copy.stat().st_nlink == 1 and s["source"] == "a"
+        assert copy.read_bytes() == (a / "shards" / s["file"].removeprefix("a-")).read_bytes()
