@@ -31,6 +31,7 @@ def atomic_file(path: str | Path, mode: str = "wb", encoding: str | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600: the file gets the mode open() would give it
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
             f.flush()
@@ -52,6 +53,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700: the folder gets the mode mkdir would give it
         yield tmp
         _fsync_tree(tmp)  # the files' bytes are on disk before the folder takes the final name
         if path.exists():
@@ -63,6 +65,13 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if full is not None and full is not e:
             raise full from e
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -92,7 +92,7 @@ def use_our_optuna_sweeper(argv: list[str]) -> None:
     from hydra.core.plugins import Plugins
 
     Plugins.instance()  # Hydra's plugin scan first: it stores the plain plugin's config, which ours replaces
-    from hydra_plugins.lightning_llm_optuna.optuna_sweeper import register_config
+    from hydra_plugins.lightning_llm_optuna._sweeper import register_config
 
     register_config()
 

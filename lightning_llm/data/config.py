@@ -35,6 +35,7 @@ class DataConfig:
     revision: str | None = None
     data_files: dict[str, Any] | None = None
     text_column: str = "text"
+    max_files: int | None = None  # the first N files (by name) of the built-in corpus or of data_files.train
     mixture: dict[str, Any] | None = None  # {name: {weight, corpus|path|data_files, cleaning}}: data/mixture.py
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

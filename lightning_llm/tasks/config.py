@@ -99,3 +99,59 @@ class GenEvalConfig:
     batch_size: int = 32
     baseline: str | None = None  # the trivial baseline: copy | majority | lead
     samples_shown: int = 5
+
+
+@dataclass
+class PreferenceDataConfig:
+    """Preference pairs (recipe=dpo): `{"prompt", "chosen", "rejected"}` or `{"chosen", "rejected"}` records.
+
+    Sources, by precedence: `data_files` (local JSONL/JSON/Parquet per split), `path` (a `datasets` hub name),
+    `source` (built-in pairs, see `lightning_llm.tasks.sources`).
+    """
+
+    format: str = "preference"
+    source: str | None = None
+    path: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    data_files: dict[str, Any] | None = None
+    system: str | None = None  # a system turn before every prompt that has none
+    pack: bool = True  # a batch's sequences packed into rows, each attending only to itself
+    seq_len: int = 512  # tokens of one sequence (prompt + completion) at most, and of a packed row
+    batch_size: int = 8  # pairs per batch
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    max_examples: dict[str, int] | None = None  # pairs per split at most, e.g. {train: 5000}
+    split: TaskSplitConfig = field(default_factory=TaskSplitConfig)
+
+    def __post_init__(self) -> None:
+        self.data_files = given_files(self.data_files)
+
+
+LOSSES = ("sigmoid", "ipo", "hinge", "robust", "simpo", "orpo")
+
+
+@dataclass
+class DPOConfig:
+    """`dpo.*`: the preference loss and its reference."""
+
+    loss: str = "sigmoid"  # sigmoid (DPO) | ipo | hinge | robust | simpo | orpo (the last two need no reference)
+    beta: float = 0.1  # DPO's temperature; SimPO's reward scale; ORPO: unused (see orpo_weight)
+    label_smoothing: float = 0.0  # sigmoid and robust: the assumed share of flipped labels (cDPO / rDPO)
+    gamma: float = 0.5  # simpo: the target reward margin
+    orpo_weight: float = 0.1  # orpo: weight of the odds-ratio term beside the chosen completion's SFT loss
+    precompute_reference: bool = False  # reference log-probs in one pass before training, cached on disk
+
+    def __post_init__(self) -> None:
+        from lightning_llm.errors import UserError
+
+        if self.loss not in LOSSES:
+            raise UserError(f"dpo.loss={self.loss!r}: choose one of {list(LOSSES)}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise UserError(f"dpo.label_smoothing={self.label_smoothing}: give a share in [0, 0.5)")
+        if self.beta <= 0:
+            raise UserError(f"dpo.beta={self.beta}: give a positive number (0.1 is DPO's usual)")
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.loss not in ("simpo", "orpo")

@@ -144,3 +144,38 @@ def closing_line(entry: dict) -> str:
     return (f"reference bpb (forgetting): {entry['bpb_before']:.4f} before -> {entry['bpb_after']:.4f} after "
             f"({100 * entry['change']:+.1f}%; warns above +{100 * entry['warn_above']:.0f}%)"
             + ("  ** WARNING **" if entry["warned"] else ""))
+
+
+class ReferenceScore:
+    """The forgetting report of one run: bits per byte of the reference text before fine-tuning and after. A resumed
+    run has no "before" figure (its first part ended before writing metrics), so it scores the base again at the
+    end."""
+
+    def __init__(self, cfg: ForgettingConfig, base: Path, tokenizer):
+        self.cfg, self.base, self.tokenizer, self.before = cfg, base, tokenizer, None
+        self.text, self.where = reference_text(cfg.files, cfg.max_bytes) if cfg.enabled else ("", "")
+
+    def _score(self, model) -> dict:
+        return bits_per_byte(language_model_view(model, self.base), self.tokenizer, self.text, self.cfg.seq_len,
+                             self.cfg.batch_size)
+
+    def score_before(self, model) -> None:
+        if self.cfg.enabled:
+            self.before = self._score(model)
+            log.info("Reference text (%s, %d bytes): %.4f bits per byte before fine-tuning", self.where,
+                     self.before["bytes"], self.before["bpb"])
+
+    def report(self, model, loggers: list, step: int) -> dict | None:
+        """The metrics.json entry, also logged as forgetting/* (at once: after fit and test flushed theirs)."""
+        if not self.cfg.enabled:
+            return None
+        if self.before is None:  # resumed: the base is loaded again to score it
+            from lightning_llm.models.pretrained import load_causal_lm
+
+            self.before = self._score(load_causal_lm(self.base))
+        entry = report(self.before, self._score(model), self.where, self.cfg.warn_above)
+        for lg in loggers:
+            lg.log_metrics({f"forgetting/{k}": float(entry[k]) for k in ("bpb_before", "bpb_after", "change")},
+                           step=step)
+            getattr(lg, "flush", lg.save)()  # our CSV logger buffers rows; flush() writes them
+        return entry

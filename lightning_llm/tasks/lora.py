@@ -1,4 +1,4 @@
-"""LoRA adapters through `peft` (an optional extra: pip install 'lightning_llm[lora]')."""
+"""LoRA adapters through `peft` (a dependency: LoRA is what `auto` picks for a real base)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def add_lora(model: PreTrainedModel, cfg: LoraConfig):
         from peft import LoraConfig as PeftLoraConfig
         from peft import get_peft_model
     except ImportError:
-        raise UserError("lora.r>0 needs peft: pip install 'lightning_llm[lora]' (or set lora.r=0 for full "
-                        "fine-tuning)") from None
+        raise UserError("lora.r>0 needs peft, which lightning_llm depends on: pip install peft (or set lora.r=0 "
+                        "for full fine-tuning)") from None
     targets = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
     return get_peft_model(model, PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                                 target_modules=targets, task_type="CAUSAL_LM"))

@@ -8,6 +8,8 @@
 - `plays-qa`: derived from the built-in Shakespeare corpus: a passage of three consecutive speeches (the
   longest line of each), the question "Who says "<one of the lines>"?", its speaker as the answer. Split by
   play, so test plays and their names are unseen.
+- `plays-prefs`: preference pairs derived from plays-qa: the same passage and question as the prompt, the true
+  speaker as the chosen answer, another speaker of the passage as the rejected one. Split by play, as plays-qa.
 - `plays-ner`: derived silver labels: the speech lines of plays whose list of persons is given, with each
   person's name tagged PER and the places of that list (Denmark, Elsinore, ...) LOC; every line that names
   one, and a quarter of the others. Split by play, so test names are unseen.
@@ -214,6 +216,21 @@ def _plays_qa() -> Iterator[tuple[str, dict]]:
                           "play": play.stem}
 
 
+def _plays_prefs() -> Iterator[tuple[str, dict]]:
+    """plays-qa's records as preference pairs: the speaker chosen, another speaker of the passage rejected."""
+    from lightning_llm.tasks.formats import TEMPLATES
+
+    for split, record in _plays_qa():
+        who = record["answers"]["text"][0]
+        speakers = [line.removesuffix(".") for line in record["context"].split("\n")[0::2]]  # "Who.\nline" x 3
+        others = sorted({w for w in speakers if w != who})
+        if not others:
+            continue
+        wrong = random.Random(record["question"]).choice(others)
+        prompt = TEMPLATES["squad"].format(context=record["context"], question=record["question"])
+        yield split, {"prompt": prompt, "chosen": who, "rejected": wrong, "play": record["play"]}
+
+
 def persons(text: str) -> tuple[set[str], set[str]]:
     """Names (PER) and places (LOC) of a play's list of persons ("Hamlet, Son to ...", "King of Denmark",
     "SCENE. Elsinore.")."""
@@ -270,5 +287,6 @@ def tag_names(tokens: list[str], labels: dict[str, str]) -> list[str]:
 
 
 BUILDERS: dict[str, Callable[[], Iterator[tuple[str, dict]]]] = {
-    "bible-en-es": _bible, "debian-descriptions": _debian, "plays-qa": _plays_qa, "plays-ner": _plays_ner,
+    "bible-en-es": _bible, "debian-descriptions": _debian, "plays-qa": _plays_qa, "plays-prefs": _plays_prefs,
+    "plays-ner": _plays_ner,
 }

@@ -88,3 +88,51 @@ class _LinearCrossEntropySum(torch.autograd.Function):
         grad_h = next(saved) * grad_out if want_h else None  # a 0-dim factor keeps the stored dtype
         grad_w = (next(saved) * grad_out).to(ctx.weight_dtype) if want_w else None
         return grad_h, grad_w, None, None
+
+
+def linear_token_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(hidden @ weight.T)[target] of each token, float32, without the [tokens x vocabulary] logits: a
+    chunk at a time, the logits computed again in backward (one more head matmul instead of keeping them).
+    hidden [N, H] (only the tokens that need a log-prob), weight [V, H], targets [N]. Preference losses need
+    per-sequence sums of these, which a single fused sum (`linear_cross_entropy_sum`) cannot give."""
+    dtype = torch.get_autocast_dtype(hidden.device.type) if torch.is_autocast_enabled(hidden.device.type) \
+        else hidden.dtype
+    chunk = max(1, CHUNK_LOGITS // weight.shape[0])
+    return _LinearTokenLogps.apply(hidden, weight, targets, chunk, dtype)
+
+
+class _LinearTokenLogps(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk: int, dtype: torch.dtype):
+        out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        with torch.autocast(hidden.device.type, enabled=False):
+            w = weight.to(dtype)
+            for start in range(0, hidden.shape[0], chunk):
+                logits = F.linear(hidden[start:start + chunk].to(dtype), w).float()
+                y = targets[start:start + chunk]
+                out[start:start + chunk] = logits.gather(1, y[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)
+        ctx.save_for_backward(hidden, weight, targets)
+        ctx.chunk, ctx.dtype = chunk, dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        hidden, weight, targets = ctx.saved_tensors
+        want_h, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_h = torch.empty_like(hidden) if want_h else None
+        grad_w = torch.zeros_like(weight, dtype=torch.float32) if want_w else None
+        with torch.autocast(hidden.device.type, enabled=False):
+            w = weight.to(ctx.dtype)
+            for start in range(0, hidden.shape[0], ctx.chunk):
+                h = hidden[start:start + ctx.chunk].to(ctx.dtype)
+                y = targets[start:start + ctx.chunk]
+                # d logp / d logits = one_hot(target) - softmax, scaled by each token's incoming gradient
+                g = torch.softmax(F.linear(h, w).float(), dim=-1).neg_()
+                g[torch.arange(len(y), device=y.device), y] += 1.0
+                g.mul_(grad_out[start:start + ctx.chunk, None])
+                g = g.to(ctx.dtype)
+                if want_h:
+                    grad_h[start:start + ctx.chunk] = (g @ w).to(hidden.dtype)
+                if want_w:
+                    grad_w += (g.t() @ h).float()
+        return grad_h, None if grad_w is None else grad_w.to(weight.dtype), None, None, None

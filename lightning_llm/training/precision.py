@@ -4,8 +4,9 @@ On CUDA bf16 (tensor cores) always pays. On CPUs it depends on the chip and on t
 AVX512-BF16 Xeon without AMX ran bf16 matmuls slower than fp32 (143 vs 228 GFLOP/s, 2026-12-01); a Xeon with AMX
 runs a 1024x1024 matmul 3.5-4x faster in bf16, yet the default recipe's 0.7M-parameter model (2 x 128 dims, rows of
 128) trains 0.89x as fast under bf16 autocast there: at small widths the casts, norms, attention and loss dominate.
-So "auto" times the run's own model (forward and backward of one batch of its shape, in each precision) once per
-machine and model shape, caches the result, and picks bf16-mixed only where it is clearly faster.
+So "auto" times the run's own model (forward and backward of a slice of its batch: whole rows, PROBE_TOKENS tokens,
+in each precision) once per machine and model shape, caches the result, and picks bf16-mixed only where it is clearly
+faster. The slice keeps the probe to seconds on a real base (the whole 32x128 batch of a 135M model took 96 s).
 """
 
 from __future__ import annotations
@@ -33,20 +34,33 @@ BF16_MIN_SPEEDUP = 1.1
 # Without a model to time (resolve_precision called on its own), a matmul stands in; its gain overstates a run's.
 BF16_MIN_MATMUL_SPEEDUP = 1.3
 CACHE_FILE = "cpu_precision.json"
+# The probe times this many tokens of the run's batch (whole rows, one at least): the ratio of the two precisions is
+# what it decides on, and a row or two gives it (a whole 32x128 batch of a 135M model took 96 s on a CPU).
+PROBE_TOKENS = 256
+# ... and at most this many FLOPs per forward and backward (6 x parameters x tokens): one row of 128 tokens of a
+# 135M model, ~0.5 s on 2 CPU cores; with a warm-up and one timing in each precision the probe stays within seconds.
+PROBE_FLOPS = 1.2e11
+PROBE_MAX_LEN = 512  # rows longer than this are timed on their first PROBE_MAX_LEN tokens
 
 
 class StepProbe:
     """Times one training step's forward and backward of `model` on a random batch of the run's shape, in fp32 and
     under bf16 autocast. The global random state is left as it was (dropout draws), the weights untouched."""
 
-    def __init__(self, model: torch.nn.Module, batch_size: int, seq_len: int):
-        self.model, self.shape = model, (batch_size, seq_len)
+    def __init__(self, model: torch.nn.Module, batch_size: int, seq_len: int, max_tokens: int = PROBE_TOKENS,
+                 max_flops: float = PROBE_FLOPS):
+        # A slice of the batch: rows of the run's length (up to PROBE_MAX_LEN), as many as fit max_tokens and, for a
+        # big model, max_flops (one row at least, the slice of a row for a model too big for even one).
+        params = sum(p.numel() for p in model.parameters())
+        length = max(min(seq_len, 64), min(seq_len, PROBE_MAX_LEN, int(max_flops // (6 * max(params, 1)))))
+        rows = max(1, min(batch_size, max_tokens // length, int(max_flops // (6 * max(params, 1) * length))))
+        self.model, self.shape, self.batch = model, (rows, length), (batch_size, seq_len)
         config = getattr(model, "config", None)
         fields = config.to_json_string(use_diff=True) if config is not None else repr(model)
         digest = hashlib.sha256(fields.encode()).hexdigest()[:12]
-        self.key = f"{type(model).__name__} {digest} batch {batch_size}x{seq_len}"
+        self.key = f"{type(model).__name__} {digest} rows {rows}x{seq_len}"
 
-    def seconds(self, bf16: bool, repeats: int = 3, budget_s: float = 30.0) -> float:
+    def seconds(self, bf16: bool, repeats: int = 3, budget_s: float = 2.0) -> float:
         vocab = getattr(getattr(self.model, "config", None), "vocab_size", 256)
         with torch.random.fork_rng():
             ids = torch.randint(0, vocab, self.shape, device=next(self.model.parameters()).device)
@@ -57,7 +71,7 @@ class StepProbe:
                     logits = self._forward(ids)
                 logits.float().mean().backward()
                 times.append(time.perf_counter() - start)
-                if i and sum(times) > budget_s:  # a big model on a CPU: two timings are enough
+                if i and sum(times) > budget_s:  # a big model on a CPU: a warm-up and one timing are enough
                     break
             self.model.zero_grad(set_to_none=True)
         return statistics.median(times[1:])
@@ -100,7 +114,8 @@ def cpu_auto_precision(probe: StepProbe | None = None) -> tuple[str, str]:
     else:
         speed = _cached(f"{probe.key}|{threads} threads", lambda: _time_both(probe))
         ratio, need = speed["fp32"] / speed["bf16"], BF16_MIN_SPEEDUP
-        measured = (f"a forward and backward of this model on a {probe.shape[0]}x{probe.shape[1]} batch takes "
+        measured = (f"a forward and backward of this model on {probe.shape[0]}x{probe.shape[1]} tokens (a slice of "
+                    f"the {probe.batch[0]}x{probe.batch[1]} batch) takes "
                     f"{speed['bf16'] * 1e3:.0f} ms under bf16 autocast and {speed['fp32'] * 1e3:.0f} ms in fp32 "
                     f"({ratio:.2f}x) on {threads} threads of this CPU")
     if ratio >= need:
@@ -109,7 +124,8 @@ def cpu_auto_precision(probe: StepProbe | None = None) -> tuple[str, str]:
 
 
 def _time_both(probe: StepProbe) -> dict:
-    log.info("trainer.precision=auto: timing the model in fp32 and bf16 (once per machine and model shape)")
+    log.info("trainer.precision=auto: timing the model in fp32 and bf16 on %dx%d tokens of the batch (once per "
+             "machine and model shape)", *probe.shape)
     return {"fp32": probe.seconds(False), "bf16": probe.seconds(True)}
 
 

@@ -53,14 +53,27 @@ def source_readers(cfg: DataConfig, work_dir: Path) -> dict[str, Any]:
             raise UserError(f"data.data_files has unknown split(s) {unknown}; use {list(SPLITS)}")
         if "train" not in cfg.data_files:
             raise UserError("data.data_files has no train split: give data.data_files.train")
-        readers = {split: local_reader(resolve_files(spec, split), split, cfg.text_column, work_dir)
+        readers = {split: local_reader(_first(resolve_files(spec, split), cfg.max_files if split == "train" else None),
+                                       split, cfg.text_column, work_dir)
                    for split, spec in cfg.data_files.items()}
     elif cfg.path:
+        if cfg.max_files is not None:
+            raise UserError("data.max_files takes the first files of data.data_files.train or of the built-in corpus; "
+                            "a datasets source (data.path) has no files to take: drop data.max_files")
         readers = hub_readers(cfg)
     else:
-        files = [str(f) for f in corpus_files(cfg.corpus or "")]
+        files = _first([str(f) for f in corpus_files(cfg.corpus or "")], cfg.max_files)
         readers = {"train": local_reader(files, "train", cfg.text_column, work_dir, group_fn=corpus_group)}
     return readers
+
+
+def _first(files: list, max_files: int | None) -> list:
+    """The first `max_files` files by name (all of them for None): a quick run's slice of a source."""
+    if max_files is None:
+        return files
+    if max_files < 1:
+        raise UserError(f"data.max_files={max_files}: give a positive number of files, or null for all of them")
+    return sorted(files, key=lambda f: Path(f).name)[:max_files]
 
 
 __all__ = ["describe", "fingerprint", "resolve_files", "source_readers"]
