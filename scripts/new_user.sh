@@ -57,4 +57,7 @@ run tiny recipe=tiny
 run qa recipe=qa init_from=smollm2-135m-instruct trainer.max_steps=2 trainer.val_check_interval=2 \
   trainer.limit_val_batches=2 'data.max_examples={train: 64, validation: 8, test: 8}' finetune.eval.max_examples=8 \
   finetune.forgetting.max_bytes=4000
+# preference alignment at its `auto` defaults from the same base (converted once, above)
+run dpo recipe=dpo init_from=smollm2-135m-instruct trainer.max_steps=2 trainer.val_check_interval=2 \
+  'data.max_examples={train: 32, validation: 8, test: 8}' finetune.forgetting.max_bytes=4000
 echo "new user: all passed in ${SECONDS}s"

@@ -150,6 +150,10 @@ def quiet_third_party_logs() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     for name in ("httpx", "urllib3", "datasets", "filelock", "fsspec"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # peft imports torchao where the `quantize` extra put it: its CPU build warns that its CUDA kernels do not
+    # load, and torch's pytree about torchao's enums; neither concerns a run
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     logging.captureWarnings(True)
     warnings_log = logging.getLogger("py.warnings")

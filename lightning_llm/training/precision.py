@@ -35,11 +35,13 @@ BF16_MIN_SPEEDUP = 1.1
 BF16_MIN_MATMUL_SPEEDUP = 1.3
 CACHE_FILE = "cpu_precision.json"
 # The probe times this many tokens of the run's batch (whole rows, one at least): the ratio of the two precisions is
-# what it decides on, and a row or two gives it (a whole 32x128 batch of a 135M model took 96 s on a CPU).
-PROBE_TOKENS = 256
-# ... and at most this many FLOPs per forward and backward (6 x parameters x tokens): one row of 128 tokens of a
-# 135M model, ~0.5 s on 2 CPU cores; with a warm-up and one timing in each precision the probe stays within seconds.
-PROBE_FLOPS = 1.2e11
+# what it decides on, and a slice gives it (a whole 32x128 batch of a 135M model took 96 s on a CPU). Not fewer: AMX
+# pays only on big enough matmuls. SmolLM2-135M forward+backward on a Xeon with AMX (2026-12-07), bf16 over fp32:
+# 1x143 tokens 1.14x, 2x128 1.42x, 1x512 1.82x, 4x495 2.16x.
+PROBE_TOKENS = 512
+# ... and at most this many FLOPs per forward and backward (6 x parameters x tokens): 512 tokens of a 135M model,
+# ~2 s in fp32 on 2 CPU cores; with a warm-up and one timing in each precision the probe takes a few seconds.
+PROBE_FLOPS = 4.2e11
 PROBE_MAX_LEN = 512  # rows longer than this are timed on their first PROBE_MAX_LEN tokens
 
 
@@ -58,7 +60,7 @@ class StepProbe:
         config = getattr(model, "config", None)
         fields = config.to_json_string(use_diff=True) if config is not None else repr(model)
         digest = hashlib.sha256(fields.encode()).hexdigest()[:12]
-        self.key = f"{type(model).__name__} {digest} rows {rows}x{seq_len}"
+        self.key = f"{type(model).__name__} {digest} rows {rows}x{length}"  # what was timed
 
     def seconds(self, bf16: bool, repeats: int = 3, budget_s: float = 2.0) -> float:
         vocab = getattr(getattr(self.model, "config", None), "vocab_size", 256)

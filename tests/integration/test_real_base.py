@@ -192,3 +192,42 @@ def test_the_recipe_defaults_fine_tune_the_real_base_without_wrecking_its_langua
     assert metrics["trainable_parameters"] < 10_000_000  # adapters only
     rows = (run / "csv" / "metrics.csv").read_text()
     assert "forgetting/bpb_after" in rows.splitlines()[0]
+
+
+def test_dpo_from_the_real_base_learns_the_preferences_and_leaves_base_and_reference_untouched(base, tmp_path):
+    """Pairs the base cannot know (which word opens which door): after a few LoRA DPO steps the model prefers the
+    chosen word where the base was at chance, the reference (adapters off) still scores as the base does, and no
+    base weight moved."""
+    import lightning as L
+
+    from lightning_llm.models.pretrained import load_causal_lm
+    from lightning_llm.tasks import DPOModule, PreferenceDataModule
+    from lightning_llm.tasks.dpo_module import sequence_logps
+    from lightning_llm.tasks.dpo_task import preference_baselines
+
+    doors = {"red": "apple", "blue": "river", "green": "stone", "white": "cloud"}
+    rows = [{"prompt": f"In one word, what opens the {d} door? (#{i})", "chosen": w,
+             "rejected": doors[list(doors)[(k + 1 + i % 3) % 4]]}
+            for i in range(12) for k, (d, w) in enumerate(doors.items())]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = {s: str(tmp_path / "pairs.jsonl") for s in ("train", "validation", "test")}  # in-sample: a direction
+    dm = PreferenceDataModule({"data_files": files, "seq_len": 64, "batch_size": 8}, base, seed=0)
+    dm.setup()
+    torch.manual_seed(0)
+    module = DPOModule(str(base), {"loss": "sigmoid", "beta": 0.1}, {"lr": 1e-3, "warmup_steps": 2},
+                       {"r": 16, "alpha": 32})
+    before = preference_baselines(module, dm)["before_finetuning"]["preference_accuracy"]
+    trainer = L.Trainer(max_steps=24, accelerator="cpu", precision=BF16, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, use_distributed_sampler=False, default_root_dir=tmp_path,
+                        limit_val_batches=0)
+    trainer.fit(module, datamodule=dm)
+    (test,) = trainer.test(module, datamodule=dm, verbose=False)
+    assert test["test/rewards/accuracy"] >= 0.9 and test["test/preference_accuracy"] > before + 0.2, (test, before)
+
+    fresh = load_causal_lm(base)
+    batch = next(iter(dm.eval_dataloader("test")))
+    torch.testing.assert_close(module.reference_logps(batch), sequence_logps(fresh, batch)[0], rtol=1e-5, atol=1e-3)
+    tuned = {k.replace("base_layer.", ""): v for k, v in module.model.get_base_model().state_dict().items()
+             if "lora_" not in k}
+    assert tuned.keys() == fresh.state_dict().keys()
+    assert all(torch.equal(tuned[k], v) for k, v in fresh.state_dict().items())

@@ -284,3 +284,16 @@ def test_precomputed_reference_is_cached_by_base_and_data(tiny_export, pairs_fil
     changed.save_pretrained(other)
     assert set(precompute_reference(module, _datamodule(tiny_export, pairs_file), other).values()).isdisjoint(
         files.values())
+
+
+def test_a_search_maximizes_the_recipes_metric_from_metrics_json():
+    from omegaconf import OmegaConf
+
+    from lightning_llm.cli._app import RECIPES_DIR
+
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    from lightning_llm.training.sweep import direction_for, objective
+
+    metric = OmegaConf.load(RECIPES_DIR / "dpo.yaml").optimized_metric
+    assert metric == "val/rewards/accuracy" and direction_for(metric) == "maximize"
+    assert objective({"val": {"rewards/accuracy": 0.75, "loss": 0.6}}, metric) == 0.75

@@ -91,14 +91,16 @@ def test_the_precision_probe_times_a_slice_of_a_big_batch(tmp_path, monkeypatch,
     monkeypatch.setattr(model, "forward", lambda input_ids, **kw: shapes.append(tuple(input_ids.shape))
                         or forward(input_ids=input_ids, **kw))
     probe = precision.StepProbe(model, 32, 128)  # a fine-tuning recipe's batch
-    assert probe.shape == (2, 128)  # PROBE_TOKENS=256: two whole rows
+    assert probe.shape == (4, 128)  # PROBE_TOKENS=512: four whole rows
     with caplog.at_level("INFO", logger="lightning_llm"):
         precision.resolve_precision("auto", "cpu", probe)
-    assert shapes and set(shapes) == {(2, 128)}
-    assert "on 2x128 tokens (a slice of the 32x128 batch)" in caplog.text
+    assert shapes and set(shapes) == {(4, 128)}
+    assert "on 4x128 tokens (a slice of the 32x128 batch)" in caplog.text
     assert precision.StepProbe(model, 2, 2048).shape == (1, 512)  # one row at least, of PROBE_MAX_LEN tokens at most
     big = torch.nn.Linear(1, 135_000_000, bias=False, device="meta")  # the built-in base's size, nothing allocated
-    assert precision.StepProbe(big, 32, 128).shape == (1, 128)  # ~1e11 FLOPs: one row
+    assert precision.StepProbe(big, 32, 128).shape == (4, 128)  # 4e11 FLOPs: 512 tokens
+    huge = torch.nn.Linear(1, 1_000_000_000, bias=False, device="meta")  # 1B: fewer tokens, one row of 64 at least
+    assert precision.StepProbe(huge, 32, 128).shape == (1, 70)
 
 
 @pytest.mark.parametrize(("n_params", "overrides", "expected"), [
