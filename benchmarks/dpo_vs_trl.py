@@ -34,7 +34,7 @@ import time
 
 BASE = "smollm2-135m-instruct"
 SEQ, BATCH, BETA = 512, 8, 0.1
-LR = {"lora": 5e-5, "full": 5e-7}
+LR = {"lora": 2e-4, "full": 5e-7}
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
 
 

@@ -140,6 +140,7 @@ class DPOConfig:
     label_smoothing: float = 0.0  # sigmoid and robust: the assumed share of flipped labels (cDPO / rDPO)
     gamma: float = 0.5  # simpo: the target reward margin
     orpo_weight: float = 0.1  # orpo: weight of the odds-ratio term beside the chosen completion's SFT loss
+    sft_weight: float = 0.0  # sigmoid/ipo/hinge/robust/simpo: + this x the chosen completion's mean token NLL (RPO)
     precompute_reference: bool = False  # reference log-probs in one pass before training, cached on disk
 
     def __post_init__(self) -> None:
@@ -149,6 +150,11 @@ class DPOConfig:
             raise UserError(f"dpo.loss={self.loss!r}: choose one of {list(LOSSES)}")
         if not 0 <= self.label_smoothing < 0.5:
             raise UserError(f"dpo.label_smoothing={self.label_smoothing}: give a share in [0, 0.5)")
+        if self.sft_weight < 0:
+            raise UserError(f"dpo.sft_weight={self.sft_weight}: give 0 (none) or a positive weight")
+        if self.sft_weight and self.loss == "orpo":
+            raise UserError("dpo.sft_weight: orpo has its own SFT term (weight 1, odds ratio dpo.orpo_weight); drop "
+                            "dpo.sft_weight")
         if self.beta <= 0:
             raise UserError(f"dpo.beta={self.beta}: give a positive number (0.1 is DPO's usual)")
 

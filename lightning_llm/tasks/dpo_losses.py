@@ -13,6 +13,11 @@ and returns per-pair losses and the implicit rewards of chosen and rejected (wha
 - orpo (Hong et al. 2024): -pc/nc - w * log s(log odds(chosen) - log odds(rejected)), odds p/(1-p) of the
   length-averaged probability p, no reference.
 Rewards: b*(policy - reference) for the DPO family (length-averaged for ipo), b*(pc/nc) for simpo, w*(pc/nc) for orpo.
+
+`sft_weight` s > 0 adds s * (-pc/nc), the chosen completion's mean token NLL, to any loss but orpo (which has it):
+DPO + NLL, as RPO (Pang et al. 2024, TRL's `rpo_alpha`) and Llama 3's preference stage. It keeps the chosen
+answer's likelihood from falling with the rejected one's, and supervises a base that was never fine-tuned on the
+task.
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ def preference_loss(cfg: DPOConfig, pc: torch.Tensor, pr: torch.Tensor, rc: torc
                     rr: torch.Tensor | None, nc: torch.Tensor, nr: torch.Tensor) -> Losses:
     """Per-pair losses and rewards of `cfg.loss` (see the module's docstring for each formula)."""
     nc, nr = nc.clamp(min=1).to(pc.dtype), nr.clamp(min=1).to(pr.dtype)
+    loss, chosen, rejected = _loss(cfg, pc, pr, rc, rr, nc, nr)
+    if cfg.sft_weight:
+        loss = loss - cfg.sft_weight * pc / nc
+    return loss, chosen, rejected
+
+
+def _loss(cfg: DPOConfig, pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor | None, rr: torch.Tensor | None,
+          nc: torch.Tensor, nr: torch.Tensor) -> Losses:
     if cfg.loss == "simpo":
         return simpo(pc / nc, pr / nr, cfg.beta, cfg.gamma)
     if cfg.loss == "orpo":

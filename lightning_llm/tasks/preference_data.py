@@ -22,8 +22,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lightning_llm.config import from_dict
-from lightning_llm.data import PretrainDataModule
 from lightning_llm.data.chat import has_own_template, segments, template_segments
 from lightning_llm.data.config import IGNORE
 from lightning_llm.data.sampling import GlobalBatchSampler, RankSampler
@@ -33,6 +31,7 @@ from lightning_llm.tasks.config import PreferenceDataConfig
 from lightning_llm.tasks.preference_formats import Messages, Pair, to_pairs
 from lightning_llm.tasks.records import files_of, read_hub, read_local
 from lightning_llm.tasks.sft_data import cap_examples, cut_missing
+from lightning_llm.tasks.task_data import TaskDataModule
 
 log = logging.getLogger("lightning_llm")
 SPLITS = ("train", "validation", "test")
@@ -163,7 +162,7 @@ class EvalBatches(Sampler[list[int]]):
         return iter(self.batches)
 
 
-class PreferenceDataModule(PretrainDataModule):
+class PreferenceDataModule(TaskDataModule):
     """Preference pairs -> packed batches of pairs; usable with a plain `lightning.Trainer` (give it
     `use_distributed_sampler=False`: the samplers shard).
 
@@ -173,22 +172,12 @@ class PreferenceDataModule(PretrainDataModule):
         seed: seeds the order of training batches and the validation/test cut.
     """
 
+    config = PreferenceDataConfig
+
     def __init__(self, data: PreferenceDataConfig | dict[str, Any] | None = None,
                  tokenizer: str | Path | None = None, seed: int = 1234):
-        super().__init__(seed=seed)
-        self.data = from_dict(PreferenceDataConfig, data, "data")
-        if tokenizer is None:
-            raise UserError("preference alignment needs the model to start from: init_from=<model>")
-        self.tokenizer_dir = Path(tokenizer)
+        super().__init__(data, tokenizer, seed)
         self.pairs: dict[str, list[Pair]] = {}
-        self.stats: dict[str, dict[str, int]] = {}
-
-    def prepare_data(self) -> None:
-        pass  # pairs are read and tokenized in setup (per process; it is fast)
-
-    @property
-    def prepared_dir(self) -> Path:
-        return self.tokenizer_dir
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -237,9 +226,6 @@ class PreferenceDataModule(PretrainDataModule):
         rank, world = self._rank_and_world()
         size = self.data.eval_batch_size or self.data.batch_size
         return self._loader(split, EvalBatches(len(self.datasets[split]), size, rank, world))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "tokenizer_dir": str(self.tokenizer_dir)}
 
 
 def read_pair_splits(cfg: PreferenceDataConfig, seed: int) -> dict[str, list[Pair]]:

@@ -20,8 +20,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_llm.config import from_dict
-from lightning_llm.data import PretrainDataModule
 from lightning_llm.data.chat import has_own_template, segments, template_segments
 from lightning_llm.data.config import IGNORE
 from lightning_llm.data.sampling import GlobalBatchSampler
@@ -30,6 +28,7 @@ from lightning_llm.errors import UserError
 from lightning_llm.tasks.config import SFTDataConfig
 from lightning_llm.tasks.formats import Example, to_examples
 from lightning_llm.tasks.records import files_of, read_hub, read_lines, read_local
+from lightning_llm.tasks.task_data import TaskDataModule
 
 log = logging.getLogger("lightning_llm")
 SPLITS = ("train", "validation", "test")
@@ -154,7 +153,7 @@ class StepTokenSampler(GlobalBatchSampler):
             yield [(i, total) for i in indices]
 
 
-class SFTDataModule(PretrainDataModule):
+class SFTDataModule(TaskDataModule):
     """Instruction examples -> packed, response-only batches; usable with a plain `lightning.Trainer`
     (give it `use_distributed_sampler=False`: the sampler shards).
 
@@ -164,22 +163,12 @@ class SFTDataModule(PretrainDataModule):
         seed: seeds the order of training batches and the validation/test cut.
     """
 
+    config = SFTDataConfig
+
     def __init__(self, data: SFTDataConfig | dict[str, Any] | None = None, tokenizer: str | Path | None = None,
                  seed: int = 1234):
-        super().__init__(seed=seed)
-        self.data = from_dict(SFTDataConfig, data, "data")
-        if tokenizer is None:
-            raise UserError("fine-tuning needs the model to start from: init_from=<an export/ folder>")
-        self.tokenizer_dir = Path(tokenizer)
+        super().__init__(data, tokenizer, seed)
         self.examples: dict[str, list[Example]] = {}
-        self.stats: dict[str, dict[str, int]] = {}
-
-    def prepare_data(self) -> None:
-        pass  # examples are read and tokenized in setup (per process; it is fast)
-
-    @property
-    def prepared_dir(self) -> Path:
-        return self.tokenizer_dir
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -222,9 +211,6 @@ class SFTDataModule(PretrainDataModule):
         sampler = StepTokenSampler(self.datasets["train"].label_counts, self.data.batch_size, rank, world, self.seed,
                                    start_batch=self.batches_consumed, accumulate=accumulate)
         return DataLoader(self.datasets["train"], batch_sampler=sampler, **self._workers())
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "tokenizer_dir": str(self.tokenizer_dir)}
 
 
 def read_splits(cfg: SFTDataConfig, seed: int) -> dict[str, list[Example]]:

@@ -16,7 +16,7 @@ def llm(verb: str, *overrides: str, cwd: Path, timeout: float = 300) -> subproce
 
 
 def tiny(corpus_dir: Path, tmp: Path) -> list[str]:
-    return ["recipe=tiny", f"data.data_files.train={corpus_dir}/*.txt", "data.seq_len=32",
+    return ["recipe=tiny", f"data.data_files.train={corpus_dir}/*.txt", "data.max_files=null", "data.seq_len=32",
             "tokenizer.vocab_size=300", "model.config.max_position_embeddings=64", f"paths.data_dir={tmp}/data",
             "trainer.max_steps=20", "trainer.val_check_interval=10", "checkpoint.every_n_train_steps=10",
             "optim.warmup_steps=2", "trainer.accelerator=cpu"]

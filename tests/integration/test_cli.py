@@ -248,7 +248,8 @@ def test_eval_reproduces_the_training_test_metrics_and_scores_tasks(trained: Pat
 
 @pytest.mark.slow  # ~50 s: two CLI runs
 def test_continued_pretraining_starts_where_llm_eval_scores_the_base(tiny_export, corpus_dir, tmp_path):
-    data = [f"data.data_files.train={corpus_dir}/*.txt", "data.seq_len=32", f"paths.data_dir={tmp_path}/data"]
+    data = [f"data.data_files.train={corpus_dir}/*.txt", "data.max_files=null", "data.seq_len=32",
+            f"paths.data_dir={tmp_path}/data"]
     proc = llm("train", "recipe=tiny", f"init_from={tiny_export}", *data, "trainer.max_steps=6",
                "trainer.val_check_interval=3", "checkpoint.every_n_train_steps=3", "optim.warmup_steps=1",
                "logger=csv", "trainer.precision=32-true", "samples.max_new_tokens=4",

@@ -107,6 +107,15 @@ def test_each_loss_equals_its_formula(loss):
         assert (float(chosen[i]), float(rejected[i])) == pytest.approx(rewards, rel=1e-5)
 
 
+@pytest.mark.parametrize("loss", ["sigmoid", "simpo"])
+def test_sft_weight_adds_the_chosen_mean_token_nll(loss):
+    plain, _, _ = preference_loss(DPOConfig(loss=loss), PC, PR, RC, RR, NC, NR)
+    with_sft, _, _ = preference_loss(DPOConfig(loss=loss, sft_weight=0.5), PC, PR, RC, RR, NC, NR)
+    torch.testing.assert_close(with_sft, plain + 0.5 * (-PC / NC))
+    with pytest.raises(UserError, match=r"orpo has its own SFT term"):
+        DPOConfig(loss="orpo", sft_weight=0.5)
+
+
 def test_a_bad_loss_name_or_beta_is_one_line():
     with pytest.raises(UserError, match=r"dpo.loss='kto': choose one of"):
         DPOConfig(loss="kto")

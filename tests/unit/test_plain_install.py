@@ -122,7 +122,7 @@ def test_continued_pretraining_picks_the_optimizer_by_the_bases_size(n_params, o
         assert OptimConfig(**{k: v for k, v in optim.items() if k != "muon"}).warmup_steps == 20
 
 
-def test_tiny_takes_a_slice_of_the_corpus_and_prepares_it_apart(tmp_path):
+def test_tiny_takes_a_slice_of_the_corpus_and_prepares_it_apart(tmp_path, caplog):
     from lightning_llm.data.config import DataConfig
     from lightning_llm.data.pipeline import _data_key
     from lightning_llm.data.sources import _first
@@ -130,6 +130,8 @@ def test_tiny_takes_a_slice_of_the_corpus_and_prepares_it_apart(tmp_path):
 
     assert OmegaConf.load(ROOT / "recipes" / "tiny.yaml").data.max_files == 8
     assert _data_key(DataConfig(max_files=8)) != _data_key(DataConfig())  # another prepared folder
-    assert _first(["b/z.txt", "a/y.txt", "c/x.txt"], 2) == ["c/x.txt", "a/y.txt"]  # by file name
+    with caplog.at_level("WARNING", logger="lightning_llm"):
+        assert _first(["b/z.txt", "a/y.txt", "c/x.txt"], 2, "data.data_files.train") == ["c/x.txt", "a/y.txt"]
+    assert "data.max_files=2: training on the first 2 of the 3 files of data.data_files.train" in caplog.text
     with pytest.raises(UserError, match=r"data.max_files=0"):
         _first(["a.txt"], 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from lightning_llm.data.sources.corpora import corpus_files, corpus_group, get_c
 from lightning_llm.data.sources.hub import hub_readers
 from lightning_llm.data.sources.local import local_reader, resolve_files
 from lightning_llm.errors import UserError
+
+log = logging.getLogger("lightning_llm")
 
 
 def describe(cfg: DataConfig) -> str:
@@ -53,8 +56,8 @@ def source_readers(cfg: DataConfig, work_dir: Path) -> dict[str, Any]:
             raise UserError(f"data.data_files has unknown split(s) {unknown}; use {list(SPLITS)}")
         if "train" not in cfg.data_files:
             raise UserError("data.data_files has no train split: give data.data_files.train")
-        readers = {split: local_reader(_first(resolve_files(spec, split), cfg.max_files if split == "train" else None),
-                                       split, cfg.text_column, work_dir)
+        readers = {split: local_reader(_first(resolve_files(spec, split), cfg.max_files if split == "train" else None,
+                                              f"data.data_files.{split}"), split, cfg.text_column, work_dir)
                    for split, spec in cfg.data_files.items()}
     elif cfg.path:
         if cfg.max_files is not None:
@@ -62,17 +65,21 @@ def source_readers(cfg: DataConfig, work_dir: Path) -> dict[str, Any]:
                             "a datasets source (data.path) has no files to take: drop data.max_files")
         readers = hub_readers(cfg)
     else:
-        files = _first([str(f) for f in corpus_files(cfg.corpus or "")], cfg.max_files)
+        files = _first([str(f) for f in corpus_files(cfg.corpus or "")], cfg.max_files, f"data.corpus={cfg.corpus}")
         readers = {"train": local_reader(files, "train", cfg.text_column, work_dir, group_fn=corpus_group)}
     return readers
 
 
-def _first(files: list, max_files: int | None) -> list:
-    """The first `max_files` files by name (all of them for None): a quick run's slice of a source."""
+def _first(files: list, max_files: int | None, where: str = "the source") -> list:
+    """The first `max_files` files by name (all of them for None): a quick run's slice of a source, said in the log
+    when it leaves files out."""
     if max_files is None:
         return files
     if max_files < 1:
         raise UserError(f"data.max_files={max_files}: give a positive number of files, or null for all of them")
+    if len(files) > max_files:
+        log.warning("data.max_files=%d: training on the first %d of the %d files of %s (recipe=tiny sets it; "
+                    "data.max_files=null takes them all)", max_files, max_files, len(files), where)
     return sorted(files, key=lambda f: Path(f).name)[:max_files]
 
 
