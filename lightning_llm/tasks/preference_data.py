@@ -12,7 +12,6 @@ attention never lets a real token see it). `seq_ids` names the sequence each lab
 
 from __future__ import annotations
 
-import bisect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from lightning_llm.errors import UserError
 from lightning_llm.tasks.config import PreferenceDataConfig
 from lightning_llm.tasks.preference_formats import Messages, Pair, to_pairs
 from lightning_llm.tasks.records import files_of, read_hub, read_local
-from lightning_llm.tasks.sft_data import cap_examples, cut_missing
+from lightning_llm.tasks.sft_data import best_fit_bins, cap_examples, cut_missing
 from lightning_llm.tasks.task_data import TaskDataModule
 
 log = logging.getLogger("lightning_llm")
@@ -88,20 +87,7 @@ def pack_pairs(pairs: list[EncodedPair], seq_len: int, pad_id: int, packed: bool
     """The batch of `pairs` as rows: sequences 2i (chosen) and 2i+1 (rejected) of pair i, packed best-fit into rows
     of at most `seq_len` tokens (or one per row), padded to the longest row."""
     seqs = [s for p in pairs for s in (p.chosen, p.rejected)]
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i][0]))
-    bins: list[list[int]] = []
-    free: list[tuple[int, int]] = []  # (room left, bin), sorted: the tightest bin that fits
-    for i in order:
-        n = len(seqs[i][0])
-        at = bisect.bisect_left(free, (n, -1)) if packed else len(free)
-        if at < len(free):
-            room, b = free.pop(at)
-            bins[b].append(i)
-            bisect.insort(free, (room - n, b))
-        else:
-            bins.append([i])
-            if packed:
-                bisect.insort(free, (seq_len - n, len(bins) - 1))
+    bins = best_fit_bins([len(s[0]) for s in seqs], seq_len, packed)
     width = max(sum(len(seqs[i][0]) for i in b) for b in bins)
     shape = (len(bins), width)
     ids, labels = np.full(shape, pad_id, dtype=np.int64), np.full(shape, IGNORE, dtype=np.int64)

@@ -70,14 +70,13 @@ def shift(ids: list[int], learn: list[bool], seq_len: int) -> tuple[Encoded | No
     return Encoded(inputs, labels), truncated
 
 
-def pack(examples: list[Encoded], seq_len: int, pad_id: int, packed: bool = True) -> dict[str, np.ndarray]:
-    """Rows of `seq_len`: best-fit decreasing bins of whole examples (or one example per row), each example
-    with positions from 0; padding is learned from nothing (IGNORE) and starts positions anew."""
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
+def best_fit_bins(lengths: list[int], capacity: int, packed: bool = True) -> list[list[int]]:
+    """Indices grouped into bins of at most `capacity` tokens, best fit, longest first (or one index per bin)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     bins: list[list[int]] = []
     free: list[tuple[int, int]] = []  # (room left, bin) sorted, for the best fit
     for i in order:
-        n = len(examples[i].input_ids)
+        n = lengths[i]
         at = bisect.bisect_left(free, (n, -1)) if packed else len(free)
         if at < len(free):
             room, b = free.pop(at)
@@ -86,7 +85,14 @@ def pack(examples: list[Encoded], seq_len: int, pad_id: int, packed: bool = True
         else:
             bins.append([i])
             if packed:
-                bisect.insort(free, (seq_len - n, len(bins) - 1))
+                bisect.insort(free, (capacity - n, len(bins) - 1))
+    return bins
+
+
+def pack(examples: list[Encoded], seq_len: int, pad_id: int, packed: bool = True) -> dict[str, np.ndarray]:
+    """Rows of `seq_len`: best-fit decreasing bins of whole examples (or one example per row), each example
+    with positions from 0; padding is learned from nothing (IGNORE) and starts positions anew."""
+    bins = best_fit_bins([len(e.input_ids) for e in examples], seq_len, packed)
     rows = len(bins)
     out = {"input_ids": np.full((rows, seq_len), pad_id, dtype=np.int32),
            "labels": np.full((rows, seq_len), IGNORE, dtype=np.int32),
