@@ -23,7 +23,7 @@ from lightning_llm.io import write_json
 from lightning_llm.models.pretrained import resolve_model
 from lightning_llm.tasks import forgetting
 from lightning_llm.tasks.defaults import count_parameters, resolve_auto
-from lightning_llm.tasks.registry import TASKS, get_task
+from lightning_llm.tasks.registry import get_task
 from lightning_llm.tasks.task import FinetuneTask, TaskParts
 from lightning_llm.training.callbacks import ThroughputMFU
 from lightning_llm.training.checkpointing import check_same_model
@@ -32,7 +32,7 @@ from lightning_llm.training.precision import host_description
 from lightning_llm.training.preemption import unfinished_run_exits
 
 log = logging.getLogger("lightning_llm")
-__all__ = ["TASKS", "finetune", "score_table"]
+__all__ = ["finetune", "score_table"]
 
 
 def finetune(cfg: DictConfig, run_dir: Path, strategy, ckpt_path: str | None, start: float) -> dict | None:

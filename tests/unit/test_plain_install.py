@@ -135,3 +135,26 @@ def test_tiny_takes_a_slice_of_the_corpus_and_prepares_it_apart(tmp_path, caplog
     assert "data.max_files=2: training on the first 2 of the 3 files of data.data_files.train" in caplog.text
     with pytest.raises(UserError, match=r"data.max_files=0"):
         _first(["a.txt"], 0)
+
+
+def test_torchaos_kernel_load_lines_stay_off_the_console():
+    import logging
+
+    from lightning_llm.cli._app import quiet_third_party_logs
+
+    names = ["torchao", "torch.utils._pytree", "py.warnings", "lightning.pytorch", "lightning.fabric", "httpx",
+             "urllib3", "datasets", "filelock", "fsspec"]
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
+             for n in names}
+    try:
+        quiet_third_party_logs()
+        # peft imports torchao where the quantize extra put it; its CPU build logs "Failed to load ..." at WARNING
+        assert not logging.getLogger("torchao").isEnabledFor(logging.WARNING)
+        assert not logging.getLogger("torch.utils._pytree").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("lightning_llm").isEnabledFor(logging.WARNING)  # ours still reach the console
+    finally:  # global logging state: leave it as the other tests expect it
+        logging.captureWarnings(False)
+        for n, (level, handlers, propagate) in saved.items():
+            lg = logging.getLogger(n)
+            lg.setLevel(level)
+            lg.handlers, lg.propagate = handlers, propagate
